@@ -1,0 +1,110 @@
+"""Storage: one SQLAlchemy metadata for every package's tables, an engine factory that tunes SQLite,
+and a session factory. Packages declare tables on :class:`Base`; nothing else is shared."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+UTC = dt.UTC
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes stored in UTC, read back aware (UTC). SQLite keeps no offset, so without this
+    an aware JST value would come back naive and compare wrongly with the next message's time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if getattr(value, "tzinfo", None) is not UTC:  # bound for every row of a batch: keep UTC cheap
+            if not isinstance(value, dt.datetime) or value.tzinfo is None:
+                raise ValueError(f"an aware datetime is required, got {value!r}")
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # WAL + NORMAL: durable across a process crash (SIGKILL), which is what the outbox promises;
+    # only an OS crash can lose the last transactions, as documented in docs/storage.md.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite would start a transaction only at the first write, so two writers could both read
+    # the same state first (a read-then-write race). BEGIN IMMEDIATE takes the write lock at once;
+    # in WAL mode readers on other connections still proceed.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back everything on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def import_all_tables() -> None:
+    """Import every package's tables so that ``Base.metadata`` is complete (migrations, create_all)."""
+    import importlib
+
+    for module in (
+        "jlis.codes.tables",
+        "jlis.messaging.tables",
+        "jlis.registry.tables",
+        "jlis.juki.tables",
+        "jlis.audit.tables",
+        "jlis.auth.tables",
+    ):
+        importlib.import_module(module)

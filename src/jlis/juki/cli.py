@@ -1,0 +1,114 @@
+"""``jlis juki ...``: run the relay, disclose a resident's provision log (the lead mounts ``app``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Annotated
+
+import typer
+
+from jlis.clock import SystemClock
+from jlis.db import make_engine, make_session_factory, transaction
+from jlis.errors import JlisError
+from jlis.settings import load_settings
+
+app = typer.Typer(help="住基ネット: relay, provision log disclosure.", no_args_is_help=True)
+
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
+]
+
+
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is pending, then exit.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Messages per round.")] = 1000,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between idle rounds.")
+    ] = 0.5,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Deliver the outbox to the CSs, prefecture servers, J-LIS and the 附票 nodes."""
+    from jlis.juki.network import RelayWorker, build_relay
+    from jlis.masters import load_geography
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(database_url or load_settings().resolved_database_url)
+    try:
+        r = build_relay(make_session_factory(engine), SystemClock(), load_geography())
+        if once:
+            started = time.perf_counter()
+            n = r.drain(batch)
+            took = time.perf_counter() - started
+            typer.echo(f"delivered {n} messages in {took:.2f} s ({r.stats.duplicates} repeats ignored)")
+            return
+        worker = RelayWorker(r, interval=interval, batch=batch)
+        worker.start()
+        typer.echo("relay running; Ctrl-C stops it")
+        try:
+            while worker.is_alive():
+                worker.join(1.0)
+        except KeyboardInterrupt:
+            worker.stop()
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def disclose(
+    resident_code: Annotated[str, typer.Argument(help="住民票コード (11 digits)")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    requested_by: Annotated[
+        str, typer.Option("--requested-by", help="Who asks (written to the access log).")
+    ] = ("J-LIS"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Every provision of a resident's 本人確認情報 (their disclosure request), across code changes."""
+    from jlis.juki.provision import ProvisionService
+    from jlis.masters import load_provision_table
+
+    engine = make_engine(database_url or load_settings().resolved_database_url)
+    try:
+        with transaction(make_session_factory(engine)) as s:
+            entries = ProvisionService(s, SystemClock(), load_provision_table()).disclose(
+                resident_code, requested_by=requested_by
+            )
+    except JlisError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    if not entries:
+        typer.echo("提供記録なし (no provision recorded)")
+    for e in entries:
+        if as_json:
+            row = {
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "resident_code": e.resident_code,
+                "recipient": e.recipient,
+                "recipient_name": e.recipient_name,
+                "affair": e.affair,
+                "affair_name": e.affair_name,
+                "items": list(e.items),
+                "outcome": e.outcome.value,
+                "key": e.key,
+                "function": e.function,
+                "source": e.source,
+            }
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            typer.echo(
+                "\t".join(
+                    [
+                        e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                        e.recipient_name or e.recipient,
+                        e.affair_name or e.affair,
+                        e.outcome.label,
+                        ",".join(e.items) or "-",
+                        e.resident_code or "-",
+                    ]
+                )
+            )

@@ -1,0 +1,268 @@
+"""附票連携システム: the 戸籍の附票 at the 本籍地, and 附票本人確認情報 at the prefecture and J-LIS.
+
+The register of the municipality a person lives in sends every address change to the 本籍地
+(``fuhyo.address``, 住基法 §19). The 本籍地's 附票 node (``honseki:<lg_code>``) keeps the 戸籍の附票:
+one entry per person with the current state, and the list of addresses with their 住定日 (国外
+included). It passes the 附票本人確認情報 (no 個人番号) on to the prefecture of the 本籍地
+(``fuhyo-pref:<pp>``), which passes it to J-LIS (``fuhyo-national``), each keeping a copy and a
+history under the same rules as the 本人確認情報 tiers (see copies.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from jlis.clock import Clock
+from jlis.juki.copies import IN_CHUNK, Tier, apply_records
+from jlis.juki.models import (
+    FUHYO_NATIONAL,
+    FUHYO_PREF,
+    FUHYO_RECORD_FIELDS,
+    HONSEKI,
+    REGISTRY,
+    FuhyoRecord,
+    fuhyo_pref_node,
+    honseki_node,
+    node_parts,
+)
+from jlis.juki.nodes import forward, refuse_unless
+from jlis.juki.tables import (
+    fuhyo_addresses,
+    fuhyo_history,
+    fuhyo_national_history,
+    fuhyo_national_records,
+    fuhyo_pref_history,
+    fuhyo_pref_records,
+    fuhyo_records,
+    utc,
+)
+from jlis.masters import Geography
+from jlis.messaging import Message
+from jlis.registry import FuhyoNotice
+from jlis.registry.events import TOPIC_FUHYO, TOPIC_FUHYO_IDENTITY
+from jlis.registry.models import ChangeReason
+
+HONSEKI_TIER = Tier("honseki", fuhyo_records, fuhyo_history, node_keyed=True)
+FUHYO_PREF_TIER = Tier("fuhyo-pref", fuhyo_pref_records, fuhyo_pref_history, node_keyed=True)
+FUHYO_NATIONAL_TIER = Tier("fuhyo-national", fuhyo_national_records, fuhyo_national_history, node_keyed=False)
+
+
+def fuhyo_record_row(record: FuhyoRecord) -> dict[str, Any]:
+    row = {f: getattr(record, f) for f in FUHYO_RECORD_FIELDS}
+    row["reason"] = record.reason.value
+    row["recorded_at"] = utc(record.recorded_at)
+    return row
+
+
+def fuhyo_entry_row(notice: FuhyoNotice) -> dict[str, Any]:
+    row = fuhyo_record_row(FuhyoRecord.from_notice(notice))
+    row.update(
+        honseki=notice.honseki, address_lg_code=notice.address_lg_code, address_since=notice.address_since
+    )
+    return row
+
+
+def address_row(node: str, notice: FuhyoNotice) -> dict[str, Any]:
+    return {
+        "node": node,
+        "resident_code": notice.resident_code,
+        "address": notice.address,
+        "address_lg_code": notice.address_lg_code,
+        "address_since": notice.address_since,
+        "reason": notice.reason.value,
+        "recorded_at": utc(notice.recorded_at),
+    }
+
+
+_A: Table = fuhyo_addresses
+_REKEY = (
+    update(_A)
+    .where(_A.c.node == bindparam("k_node"), _A.c.resident_code == bindparam("k_old"))
+    .values(resident_code=bindparam("v_new"))
+)
+
+
+class HonsekiNode:
+    """The 戸籍の附票 system of the 本籍地 (``honseki:<lg_code>``)."""
+
+    def __init__(self, clock: Clock, geography: Geography) -> None:
+        self.clock = clock
+        self.geo = geography
+
+    def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
+        _kind, lg = node_parts(node)
+        destination = fuhyo_pref_node(self.geo.municipality(lg).pref_code)
+        now = self.clock.now()
+        notices: list[FuhyoNotice] = []
+        rows: list[tuple[str | None, dict[str, Any]]] = []
+        for m in messages:
+            refuse_unless(m.topic == TOPIC_FUHYO, node, m, "the 附票 takes address notices only")
+            src_kind, src_lg = node_parts(m.source)
+            refuse_unless(src_kind == REGISTRY, node, m, "only a municipal register")
+            notice = FuhyoNotice.from_payload(m.payload)
+            refuse_unless(notice.honseki_lg_code == lg, node, m, "the 本籍 must be in this municipality")
+            refuse_unless(
+                notice.address_lg_code in (src_lg, None), node, m, "a register reports its own residents only"
+            )
+            notices.append(notice)
+            rows.append((m.message_id, fuhyo_entry_row(notice)))
+        apply_records(session, HONSEKI_TIER, node, rows, now)
+        _record_addresses(session, node, notices)
+        payloads = [FuhyoRecord.from_notice(n).to_payload() for n in notices]
+        forward(session, node, destination, TOPIC_FUHYO_IDENTITY, messages, now, payloads=payloads)
+
+
+def _record_addresses(session: Session, node: str, notices: Sequence[FuhyoNotice]) -> None:
+    """Add each address not yet on the person's 附票 (a repeat of the current address, as in a 転出
+    notice or a name change, adds nothing). A 住民票コード変更 carries the list over to the new code."""
+    codes = sorted(
+        {n.resident_code for n in notices}
+        | {n.previous_resident_code for n in notices if n.previous_resident_code}
+    )
+    known: dict[str, set[tuple[str, dt.date]]] = {}
+    for start in range(0, len(codes), IN_CHUNK):
+        stmt = select(_A.c.resident_code, _A.c.address, _A.c.address_since).where(
+            _A.c.node == node, _A.c.resident_code.in_(codes[start : start + IN_CHUNK])
+        )
+        for r in session.execute(stmt):
+            known.setdefault(r.resident_code, set()).add((r.address, r.address_since))
+    new_rows: list[dict[str, Any]] = []
+    for n in notices:
+        previous = n.previous_resident_code
+        if previous and previous != n.resident_code and previous in known:
+            # Rows written so far must exist before they are re-keyed: statements stay in order.
+            if new_rows:
+                session.execute(insert(_A), new_rows)
+                new_rows = []
+            session.execute(_REKEY, {"k_node": node, "k_old": previous, "v_new": n.resident_code})
+            known.setdefault(n.resident_code, set()).update(known.pop(previous))
+        seen = known.setdefault(n.resident_code, set())
+        if (n.address, n.address_since) not in seen:
+            seen.add((n.address, n.address_since))
+            new_rows.append(address_row(node, n))
+    if new_rows:
+        session.execute(insert(_A), new_rows)
+
+
+class FuhyoPrefNode:
+    """附票都道府県サーバ (``fuhyo-pref:<pp>``): the prefecture of the 本籍地."""
+
+    def __init__(self, clock: Clock, geography: Geography) -> None:
+        self.clock = clock
+        self.geo = geography
+
+    def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
+        _kind, pp = node_parts(node)
+        now = self.clock.now()
+        rows: list[tuple[str | None, dict[str, Any]]] = []
+        for m in messages:
+            refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
+            src_kind, src_lg = node_parts(m.source)
+            refuse_unless(
+                src_kind == HONSEKI and self.geo.municipality(src_lg).pref_code == pp,
+                node,
+                m,
+                "only the 附票 of this prefecture's municipalities",
+            )
+            record = FuhyoRecord.from_payload(m.payload)
+            refuse_unless(record.honseki_lg_code == src_lg, node, m, "a 本籍地 sends its own 附票 only")
+            rows.append((m.message_id, fuhyo_record_row(record)))
+        apply_records(session, FUHYO_PREF_TIER, node, rows, now)
+        forward(session, node, FUHYO_NATIONAL, TOPIC_FUHYO_IDENTITY, messages, now)
+
+
+class FuhyoNationalNode:
+    """附票全国サーバ (``fuhyo-national``) at J-LIS: used above all to find people who moved abroad."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
+        now = self.clock.now()
+        rows: list[tuple[str | None, dict[str, Any]]] = []
+        for m in messages:
+            refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
+            src_kind, src_pp = node_parts(m.source)
+            refuse_unless(src_kind == FUHYO_PREF, node, m, "only the 附票都道府県サーバ")
+            record = FuhyoRecord.from_payload(m.payload)
+            refuse_unless(
+                record.honseki_lg_code[:2] == src_pp, node, m, "a prefecture sends its own 本籍地's"
+            )
+            rows.append((m.message_id, fuhyo_record_row(record)))
+        apply_records(session, FUHYO_NATIONAL_TIER, node, rows, now)
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class FuhyoAddressLine:
+    address: str
+    address_since: dt.date  # 住定日
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fuhyo:
+    """The 戸籍の附票 of one person as the 本籍地 keeps it."""
+
+    resident_code: str
+    honseki: str
+    family_name: str
+    given_name: str
+    birth_date: dt.date
+    sex: str
+    address: str  # current, 国外 after a 国外転出
+    reason: str
+    change_date: dt.date
+    addresses: tuple[FuhyoAddressLine, ...]  # oldest first
+
+
+def read_fuhyo(session: Session, honseki_lg_code: str, resident_code: str) -> Fuhyo | None:
+    """The 附票 of ``resident_code`` at its 本籍地, or None. For the 本籍地's own staff and tests; a
+    caller that shows it to a person writes its own access record."""
+    node = honseki_node(honseki_lg_code)
+    t = fuhyo_records
+    row = session.execute(
+        select(t).where(t.c.node == node, t.c.resident_code == resident_code, t.c.superseded_by.is_(None))
+    ).first()
+    if row is None:
+        return None
+    lines = session.execute(
+        select(_A.c.address, _A.c.address_since, _A.c.reason)
+        .where(_A.c.node == node, _A.c.resident_code == resident_code)
+        .order_by(_A.c.address_since, _A.c.id)
+    ).all()
+    return Fuhyo(
+        resident_code=row.resident_code,
+        honseki=row.honseki,
+        family_name=row.family_name,
+        given_name=row.given_name,
+        birth_date=row.birth_date,
+        sex=row.sex,
+        address=row.address,
+        reason=row.reason,
+        change_date=row.change_date,
+        addresses=tuple(FuhyoAddressLine(a.address, a.address_since, a.reason) for a in lines),
+    )
+
+
+def read_fuhyo_national(session: Session, resident_code: str) -> FuhyoRecord | None:
+    """The 附票本人確認情報 J-LIS holds for a (current) 住民票コード."""
+    t = fuhyo_national_records
+    row = session.execute(
+        select(*(t.c[f] for f in FUHYO_RECORD_FIELDS)).where(
+            t.c.resident_code == resident_code, t.c.superseded_by.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    values["reason"] = ChangeReason(values["reason"])
+    return FuhyoRecord(**values)

@@ -1,0 +1,90 @@
+"""Wiring the network: one relay with a handler per node kind, and a worker thread that drains it.
+
+The relay (jlis.messaging) delivers each outbox message to the handler of its destination's kind,
+at least once and in sequence order; the handlers (nodes.py, fuhyo.py) make a repeat harmless.
+Run one relay per database: two would both deliver the same messages (harmless, thanks to the
+inbox, but wasted work and conflicting transactions).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.clock import Clock
+from jlis.juki.fuhyo import FuhyoNationalNode, FuhyoPrefNode, HonsekiNode
+from jlis.juki.models import CS, FUHYO_NATIONAL, FUHYO_PREF, HONSEKI, NATIONAL, PREF
+from jlis.juki.nodes import CsNode, NationalNode, PrefNode
+from jlis.masters import Geography
+from jlis.messaging import Relay
+from jlis.messaging.relay import Handler
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # messages per relay round
+
+
+def handlers(clock: Clock, geography: Geography, *, subscribers: Sequence[str] = ()) -> dict[str, Handler]:
+    """The handler of each node kind of 住基ネット and the 附票連携システム."""
+    return {
+        CS: CsNode(clock, geography),
+        PREF: PrefNode(clock, geography),
+        NATIONAL: NationalNode(clock, subscribers),
+        HONSEKI: HonsekiNode(clock, geography),
+        FUHYO_PREF: FuhyoPrefNode(clock, geography),
+        FUHYO_NATIONAL: FuhyoNationalNode(clock),
+    }
+
+
+def build_relay(
+    factory: sessionmaker[Session],
+    clock: Clock,
+    geography: Geography,
+    *,
+    crash_hook: Callable[[str], None] | None = None,
+    subscribers: Sequence[str] = (),
+) -> Relay:
+    """A relay that delivers to every node of the network. ``crash_hook`` is the relay's test seam
+    (called at "inside-apply", "after-apply-before-ack", "after-ack"); ``subscribers`` get the
+    national change stream (a handler for them must be added to the relay by their package)."""
+    return Relay(factory, clock, handlers(clock, geography, subscribers=subscribers), crash_hook=crash_hook)
+
+
+class RelayWorker(threading.Thread):
+    """Drains the relay in the background: a round right after a busy one, otherwise every
+    ``interval`` seconds. An error is logged and the next round tries again (the outbox keeps
+    everything), so the worker never dies of one bad round."""
+
+    def __init__(self, relay: Relay, *, interval: float = 0.5, batch: int = BATCH) -> None:
+        super().__init__(name="juki-relay", daemon=True)
+        self.relay = relay
+        self.interval = interval
+        self.batch = batch
+        self._stop_event = threading.Event()
+        self._wake = threading.Event()
+        self.rounds = 0
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                handled = self.relay.run_once(self.batch)
+            except Exception:
+                log.exception("relay round failed; retrying in %.1f s", self.interval)
+                handled = 0
+            self.rounds += 1
+            if handled == 0:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+
+    def poke(self) -> None:
+        """Run the next round now (e.g. right after a counter action published something)."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop_event.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)

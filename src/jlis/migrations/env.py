@@ -1,0 +1,38 @@
+"""Alembic environment: the URL comes from jlis settings (or the caller's config), the target
+metadata from every package's tables."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from jlis.db import Base, import_all_tables, make_engine
+from jlis.settings import load_settings
+
+import_all_tables()
+config = context.config
+url = config.get_main_option("sqlalchemy.url") or load_settings().resolved_database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,1099 @@
+"""Use cases of one municipality's resident register (既存住基).
+
+A :class:`RegistryService` is bound to one 団体 (``lg_code``) and works inside the caller's
+session: the caller decides the unit of work (one counter action, or a batch), and every change
+writes the record, its history and its outgoing messages in that same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from jlis.audit import AuditLog
+from jlis.clock import Clock
+from jlis.codes import LgCode, MyNumber, NumberAuthority, ResidentCode
+from jlis.errors import InvalidInput, NotFound, RuleViolation
+from jlis.masters import Geography, Municipality
+from jlis.messaging import publish
+from jlis.registry.events import (
+    TOPIC_FUHYO,
+    TOPIC_IDENTITY,
+    TOPIC_MOVE_IN_NOTICE,
+    TOPIC_MOVE_OUT_CERT,
+    FuhyoNotice,
+    IdentityRecord,
+)
+from jlis.registry.models import (
+    ABROAD,
+    MAX_ADDRESS_LENGTH,
+    NOTIFIED_REASONS,
+    Address,
+    ChangeReason,
+    HistoryEntry,
+    PersonName,
+    ResidentView,
+    Sex,
+    Status,
+    check_banchi,
+    check_kana,
+    check_name,
+    check_past_date,
+    check_text,
+    normalise_text,
+    parse_date,
+)
+from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow, ResidentRow
+
+EARLIEST_BIRTH = dt.date(1880, 1, 1)
+MOVE_OUT_ADVANCE_DAYS = 30  # a 転出届 may name a planned date up to this far ahead
+ACCESS_LOG = AuditLog("access")
+
+
+def cs_node(lg_code: str) -> str:
+    return f"cs:{lg_code}"
+
+
+def registry_node(lg_code: str) -> str:
+    return f"registry:{lg_code}"
+
+
+@dataclass(frozen=True)
+class NewPerson:
+    """The person-level items of a new 住民票 (出生, paper 転入)."""
+
+    name: PersonName
+    birth_date: dt.date
+    sex: Sex
+    nationality: str = "JP"
+    former_surname: str | None = None
+    former_surname_kana: str | None = None
+    alias: str | None = None
+    honseki: str | None = None
+    honseki_lg_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a person goes: an address, and a household (a new one, or an existing one to join)."""
+
+    town_id: str
+    banchi: str
+    household_id: int | None = None  # None: a new household with this person as 世帯主
+    relationship: str = "世帯主"
+
+
+@dataclass(frozen=True)
+class MoveOutCertificate:
+    """A paper 転出証明書 (or the 転出証明書情報 received over the network)."""
+
+    certificate_no: str
+    from_lg_code: str
+    resident_code: str
+    my_number: str
+    name: PersonName
+    birth_date: dt.date
+    sex: Sex
+    previous_address: str
+    planned_date: dt.date
+    nationality: str = "JP"
+    former_surname: str | None = None
+    former_surname_kana: str | None = None
+    alias: str | None = None
+    honseki: str | None = None
+    honseki_lg_code: str | None = None
+
+
+class RegistryService:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        lg_code: str,
+        clock: Clock,
+        geography: Geography,
+        numbers: NumberAuthority,
+        rng: random.Random,
+        staff: str,
+    ) -> None:
+        self.s = session
+        self.lg_code = str(LgCode.parse(lg_code, "地方公共団体コード"))
+        self.municipality = geography.municipality(self.lg_code)
+        if not self.municipality.hosts_register:
+            raise InvalidInput("地方公共団体コード", "must be a municipality that keeps a register")
+        self.clock = clock
+        self.geo = geography
+        self.numbers = numbers
+        self.rng = rng
+        self.staff = staff
+
+    # ------------------------------------------------------------------ reads (audited)
+
+    def get(self, resident_id: int, *, purpose: str = "閲覧") -> ResidentView:
+        row = self._row(resident_id)
+        self._audit_read(row, purpose)
+        return self._view(row)
+
+    def find_by_code(self, resident_code: str) -> ResidentView:
+        code = ResidentCode.parse(resident_code)
+        row = (
+            self.s.execute(
+                select(ResidentRow)
+                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
+                .order_by(ResidentRow.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        if row is None:
+            raise NotFound("住民票", code)
+        self._audit_read(row, "照会")
+        return self._view(row)
+
+    def search(self, query: str, *, include_removed: bool = False, limit: int = 50) -> list[ResidentView]:
+        """By 住民票コード, 個人番号, or a prefix of the name or its furigana."""
+        q = normalise_text(query)
+        if not q:
+            raise InvalidInput("検索語", "must not be empty")
+        stmt = select(ResidentRow).where(ResidentRow.lg_code == self.lg_code)
+        compact = q.replace(" ", "").replace("\u3000", "")
+        if compact.isdigit() and len(compact) in (11, 12):
+            col = ResidentRow.resident_code if len(compact) == 11 else ResidentRow.my_number
+            stmt = stmt.where(col == compact)
+        else:
+            family, _, given = q.replace("\u3000", " ").partition(" ")
+            conds = [ResidentRow.family_name.startswith(family), ResidentRow.family_kana.startswith(family)]
+            stmt = stmt.where(or_(*conds))
+            if given:
+                stmt = stmt.where(
+                    or_(ResidentRow.given_name.startswith(given), ResidentRow.given_kana.startswith(given))
+                )
+        if not include_removed:
+            stmt = stmt.where(ResidentRow.status != Status.REMOVED)
+        rows = self.s.execute(stmt.order_by(ResidentRow.family_kana, ResidentRow.id).limit(limit)).scalars()
+        views = []
+        for row in rows:
+            self._audit_read(row, "検索")
+            views.append(self._view(row))
+        return views
+
+    def household_members(self, household_id: int) -> list[ResidentView]:
+        hh = self._household(household_id)
+        rows = self.s.execute(
+            select(ResidentRow)
+            .where(ResidentRow.household_id == hh.id, ResidentRow.status != Status.REMOVED)
+            .order_by(ResidentRow.id)
+        ).scalars()
+        views = []
+        for row in rows:
+            self._audit_read(row, "世帯照会")
+            views.append(self._view(row))
+        return views
+
+    def history(self, resident_id: int) -> list[HistoryEntry]:
+        row = self._row(resident_id)
+        self._audit_read(row, "履歴閲覧")
+        rows = self.s.execute(
+            select(HistoryRow).where(HistoryRow.resident_id == row.id).order_by(HistoryRow.version)
+        ).scalars()
+        return [
+            HistoryEntry(
+                h.version,
+                ChangeReason(h.reason),
+                h.change_date,
+                h.notified_on,
+                h.recorded_at,
+                h.staff,
+                h.summary,
+                json.loads(h.snapshot),
+            )
+            for h in rows
+        ]
+
+    def received_certificates(self) -> list[MoveOutCertificate]:
+        """転出証明書情報 received over the network and not yet used for a 特例転入."""
+        rows = self.s.execute(
+            select(MoveOutCertificateRow).where(
+                MoveOutCertificateRow.lg_code == self.lg_code,
+                MoveOutCertificateRow.direction == "in",
+                MoveOutCertificateRow.status == "received",
+            )
+        ).scalars()
+        return [_certificate_from_json(r.payload) for r in rows]
+
+    # ------------------------------------------------------------------ changes
+
+    def record_birth(
+        self,
+        person: NewPerson,
+        *,
+        household_id: int,
+        relationship: str = "子",
+        notified_on: dt.date | None = None,
+    ) -> ResidentView:
+        today = self.clock.today()
+        check_past_date("生年月日", person.birth_date, today, earliest=today - dt.timedelta(days=366))
+        notified = self._notified(notified_on, not_before=person.birth_date)
+        hh = self._household(household_id)
+        code = self.numbers.new_resident_code(self.rng, self.lg_code)
+        row = self._new_row(
+            person,
+            resident_code=code,
+            my_number=self.numbers.my_number_for(code),
+            address_of=self._head_or_member(hh),
+            household=hh,
+            relationship=check_name("続柄", relationship),
+            since=person.birth_date,
+            notified_on=notified,
+            previous_address=None,
+        )
+        return self._commit_change(row, ChangeReason.BIRTH, person.birth_date, notified, "出生により記載")
+
+    def record_move_in(
+        self,
+        certificate: MoveOutCertificate,
+        placement: Placement,
+        *,
+        moved_on: dt.date,
+        notified_on: dt.date | None = None,
+        special: bool = False,
+    ) -> ResidentView:
+        """転入届. With a paper 転出証明書 (``special=False``) or, for card holders, the
+        转出証明書情報 received over the network (``special=True``; see :meth:`record_special_move_in`)."""
+        today = self.clock.today()
+        check_past_date("転入日", moved_on, today, earliest=certificate.birth_date)
+        notified = self._notified(notified_on, not_before=moved_on)
+        from_lg = self._municipality(certificate.from_lg_code, "転出元 地方公共団体コード").lg_code
+        if from_lg == self.lg_code:
+            raise RuleViolation(
+                "転出元 地方公共団体コード", "a move within one municipality is a 転居, not a 転入"
+            )
+        code = ResidentCode.parse(certificate.resident_code)
+        MyNumber.parse(certificate.my_number)
+        already = self.s.execute(
+            select(ResidentRow.id).where(
+                ResidentRow.lg_code == self.lg_code,
+                ResidentRow.resident_code == code,
+                ResidentRow.status != Status.REMOVED,
+            )
+        ).first()
+        if already:
+            raise RuleViolation("住民票コード", "the person already lives in this municipality")
+        hh = self._household_for(placement, moved_on)
+        person = NewPerson(
+            certificate.name,
+            certificate.birth_date,
+            certificate.sex,
+            certificate.nationality,
+            certificate.former_surname,
+            certificate.former_surname_kana,
+            certificate.alias,
+            certificate.honseki,
+            certificate.honseki_lg_code,
+        )
+        row = self._new_row(
+            person,
+            resident_code=code,
+            my_number=certificate.my_number,
+            address_of=self._address(placement.town_id, placement.banchi),
+            household=hh,
+            relationship=check_name("続柄", placement.relationship),
+            since=moved_on,
+            notified_on=notified,
+            previous_address=certificate.previous_address,
+        )
+        if placement.household_id is None:
+            hh.head_resident_id = row.id
+        reason = ChangeReason.SPECIAL_MOVE_IN if special else ChangeReason.MOVE_IN
+        view = self._commit_change(row, reason, moved_on, notified, f"{certificate.previous_address}から転入")
+        publish(
+            self.s,
+            source=registry_node(self.lg_code),
+            destination=cs_node(from_lg),
+            topic=TOPIC_MOVE_IN_NOTICE,
+            key=code,
+            payload={
+                "resident_code": code,
+                "certificate_no": certificate.certificate_no,
+                "to_lg_code": self.lg_code,
+                "to_address": view.address.text,
+                "moved_on": moved_on.isoformat(),
+            },
+            now=self.clock.now(),
+        )
+        return view
+
+    def record_special_move_in(
+        self,
+        certificate_no: str,
+        placement: Placement,
+        *,
+        moved_on: dt.date,
+        notified_on: dt.date | None = None,
+    ) -> ResidentView:
+        """転入届の特例: the 転出証明書情報 arrived over the network; the card holder shows the card."""
+        row = self.s.execute(
+            select(MoveOutCertificateRow).where(
+                MoveOutCertificateRow.lg_code == self.lg_code,
+                MoveOutCertificateRow.direction == "in",
+                MoveOutCertificateRow.certificate_no == certificate_no,
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("転出証明書情報", certificate_no)
+        if row.status != "received":
+            raise RuleViolation("転出証明書情報", "already used for a 転入")
+        cert = _certificate_from_json(row.payload)
+        if moved_on < cert.planned_date - dt.timedelta(days=MOVE_OUT_ADVANCE_DAYS):
+            raise RuleViolation("転入日", "must not be long before the planned move-out date")
+        row.status = "used"
+        return self.record_move_in(cert, placement, moved_on=moved_on, notified_on=notified_on, special=True)
+
+    def record_move_out(
+        self,
+        resident_id: int,
+        *,
+        planned_date: dt.date,
+        destination: str,
+        destination_lg_code: str | None,
+        special: bool = False,
+        new_head_id: int | None = None,
+        notified_on: dt.date | None = None,
+    ) -> tuple[ResidentView, MoveOutCertificate]:
+        """転出届. ``destination_lg_code`` None means 国外転出. With ``special`` (a card holder in
+        the household) no paper is issued: the 転出証明書情報 goes to the destination's CS."""
+        row = self._active_row(resident_id, "転出")
+        today = self.clock.today()
+        notified = self._notified(notified_on)
+        if planned_date > today + dt.timedelta(days=MOVE_OUT_ADVANCE_DAYS):
+            raise InvalidInput("転出予定日", f"must be within {MOVE_OUT_ADVANCE_DAYS} days from today")
+        if planned_date < row.address_since:
+            raise InvalidInput("転出予定日", "must not be before the date the address was set")
+        destination = str(check_text("転出先", destination, max_length=MAX_ADDRESS_LENGTH, required=True))
+        abroad = destination_lg_code is None
+        if not abroad:
+            dest = self._municipality(str(destination_lg_code), "転出先 地方公共団体コード").lg_code
+            if not self.geo.municipality(dest).hosts_register:
+                raise InvalidInput(
+                    "転出先 地方公共団体コード", "must be a municipality that keeps a register"
+                )
+            if dest == self.lg_code:
+                raise RuleViolation("転出先 地方公共団体コード", "a move within one municipality is a 転居")
+        else:
+            dest = None
+            if special:
+                raise RuleViolation("特例", "a 国外転出 has no 転入 to send the 転出証明書情報 to")
+        self._leave_household(row, new_head_id)
+        row.move_destination = destination
+        row.move_destination_lg_code = dest
+        if abroad:
+            row.status, row.removed_on = Status.REMOVED, planned_date
+            reason = ChangeReason.MOVE_ABROAD
+        else:
+            row.status = Status.MOVING_OUT
+            reason = ChangeReason.MOVE_OUT
+        cert = self._certificate(row, planned_date, special)
+        view = self._commit_change(row, reason, planned_date, notified, f"{destination}へ転出")
+        self.s.add(
+            MoveOutCertificateRow(
+                lg_code=self.lg_code,
+                direction="out",
+                certificate_no=cert.certificate_no,
+                from_lg_code=self.lg_code,
+                to_lg_code=dest,
+                resident_code=row.resident_code,
+                planned_date=planned_date,
+                payload=_certificate_to_json(cert),
+                status="issued",
+            )
+        )
+        if special and dest:
+            publish(
+                self.s,
+                source=registry_node(self.lg_code),
+                destination=cs_node(dest),
+                topic=TOPIC_MOVE_OUT_CERT,
+                key=row.resident_code,
+                payload=json.loads(_certificate_to_json(cert)),
+                now=self.clock.now(),
+            )
+        return view, cert
+
+    def receive_move_out_certificate(self, payload: dict[str, object]) -> None:
+        """The CS hands over 転出証明書情報 that arrived for this municipality (idempotent by number)."""
+        cert = _certificate_from_json(json.dumps(payload))
+        exists = self.s.execute(
+            select(MoveOutCertificateRow.id).where(
+                MoveOutCertificateRow.lg_code == self.lg_code,
+                MoveOutCertificateRow.direction == "in",
+                MoveOutCertificateRow.certificate_no == cert.certificate_no,
+            )
+        ).first()
+        if exists:
+            return
+        self.s.add(
+            MoveOutCertificateRow(
+                lg_code=self.lg_code,
+                direction="in",
+                certificate_no=cert.certificate_no,
+                from_lg_code=cert.from_lg_code,
+                to_lg_code=self.lg_code,
+                resident_code=cert.resident_code,
+                planned_date=cert.planned_date,
+                payload=json.dumps(payload, ensure_ascii=False),
+                status="received",
+            )
+        )
+
+    def receive_move_in_notice(self, payload: dict[str, object]) -> None:
+        """転入通知 from the new municipality: close (消除) the record that was moving out."""
+        code = str(payload["resident_code"])
+        row = (
+            self.s.execute(
+                select(ResidentRow)
+                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
+                .order_by(ResidentRow.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        if row is None or row.status == Status.REMOVED:
+            return  # a repeat, or a person this municipality no longer holds: nothing to close
+        moved_on = dt.date.fromisoformat(str(payload["moved_on"]))
+        row.status = Status.REMOVED
+        row.removed_on = moved_on
+        row.move_destination = str(payload["to_address"])
+        row.move_destination_lg_code = str(payload["to_lg_code"])
+        if row.household_id:
+            self._leave_household(row, None)
+        self._commit_change(
+            row,
+            ChangeReason.MOVE_OUT_CONFIRMED,
+            moved_on,
+            self.clock.today(),
+            "転入通知により消除",
+            staff="CS",
+        )
+        self.s.execute(
+            update(MoveOutCertificateRow)
+            .where(
+                MoveOutCertificateRow.lg_code == self.lg_code,
+                MoveOutCertificateRow.direction == "out",
+                MoveOutCertificateRow.resident_code == code,
+            )
+            .values(status="used")
+        )
+
+    def record_relocation(
+        self,
+        resident_id: int,
+        placement: Placement,
+        *,
+        moved_on: dt.date,
+        whole_household: bool = False,
+        notified_on: dt.date | None = None,
+    ) -> list[ResidentView]:
+        """転居 within the municipality; with ``whole_household`` every active member moves."""
+        row = self._active_row(resident_id, "転居")
+        check_past_date("転居日", moved_on, self.clock.today(), earliest=row.address_since)
+        notified = self._notified(notified_on, not_before=moved_on)
+        address = self._address(placement.town_id, placement.banchi)
+        if whole_household:
+            movers = list(
+                self.s.execute(
+                    select(ResidentRow).where(
+                        ResidentRow.household_id == row.household_id, ResidentRow.status == Status.ACTIVE
+                    )
+                ).scalars()
+            )
+        else:
+            movers = [row]
+            self._regroup(row, placement, moved_on)
+        if all(m.address_text == address.text for m in movers):
+            raise RuleViolation("住所", "the new address is the current address")
+        views = []
+        for mover in movers:
+            previous = mover.address_text
+            mover.town_id, mover.banchi, mover.address_text = address.town_id, address.banchi, address.text
+            mover.previous_address, mover.address_since = previous, moved_on
+            views.append(
+                self._commit_change(mover, ChangeReason.RELOCATION, moved_on, notified, f"{previous}から転居")
+            )
+        return views
+
+    def record_death(
+        self, resident_id: int, *, died_on: dt.date, notified_on: dt.date | None = None
+    ) -> ResidentView:
+        row = self._active_row(resident_id, "死亡", allow_moving_out=True)
+        check_past_date("死亡日", died_on, self.clock.today(), earliest=row.birth_date)
+        notified = self._notified(notified_on, not_before=died_on)
+        hh = self._household(row.household_id)
+        if hh.head_resident_id == row.id:
+            hh.head_resident_id = None  # 世帯主変更届 is awaited from the household
+        row.status, row.removed_on = Status.REMOVED, died_on
+        return self._commit_change(row, ChangeReason.DEATH, died_on, notified, "死亡により消除")
+
+    def record_name_change(
+        self,
+        resident_id: int,
+        name: PersonName,
+        *,
+        changed_on: dt.date,
+        cause: str,
+        keep_former_surname: bool = False,
+        notified_on: dt.date | None = None,
+    ) -> ResidentView:
+        """氏名変更 (婚姻, 離婚, 養子縁組, 家庭裁判所の許可 ...), with its furigana. With
+        ``keep_former_surname`` the old 氏 is recorded as the 旧氏 (併記)."""
+        row = self._active_row(resident_id, "氏名変更")
+        check_past_date("変更日", changed_on, self.clock.today(), earliest=row.birth_date)
+        notified = self._notified(notified_on, not_before=changed_on)
+        cause = check_name("変更事由", cause)
+        if (name.family, name.given, name.family_kana, name.given_kana) == (
+            row.family_name,
+            row.given_name,
+            row.family_kana,
+            row.given_kana,
+        ):
+            raise RuleViolation("氏名", "the new name is the same as the current name")
+        if keep_former_surname and name.family != row.family_name:
+            row.former_surname, row.former_surname_kana = row.family_name, row.family_kana
+        row.family_name, row.given_name = name.family, name.given
+        row.family_kana, row.given_kana = name.family_kana, name.given_kana
+        return self._commit_change(
+            row, ChangeReason.NAME_CHANGE, changed_on, notified, f"{cause}により氏名変更"
+        )
+
+    CORRECTABLE: ClassVar[dict[str, str]] = {
+        "family_name": "氏",
+        "given_name": "名",
+        "family_kana": "氏の振り仮名",
+        "given_kana": "名の振り仮名",
+        "birth_date": "生年月日",
+        "sex": "性別",
+        "banchi": "番地",
+        "relationship": "続柄",
+        "honseki": "本籍",
+        "alias": "通称",
+        "former_surname": "旧氏",
+        "former_surname_kana": "旧氏の振り仮名",
+    }
+
+    def record_correction(
+        self, resident_id: int, fields: dict[str, str], *, reason: str, corrected_on: dt.date | None = None
+    ) -> ResidentView:
+        """職権修正: the mayor corrects an entry found to be wrong."""
+        row = self._row(resident_id)
+        if row.status == Status.REMOVED:
+            raise RuleViolation("状態", "a removed (消除) record is corrected through 職権記載, not 職権修正")
+        if not fields:
+            raise InvalidInput("修正項目", "must name at least one item")
+        unknown = set(fields) - set(self.CORRECTABLE)
+        if unknown:
+            raise InvalidInput("修正項目", f"cannot be corrected here: {', '.join(sorted(unknown))}")
+        reason = check_name("修正理由", reason)
+        today = self.clock.today()
+        when = corrected_on or today
+        check_past_date("修正日", when, today)
+        changes: dict[str, object] = {}
+        for key, raw in fields.items():
+            label = self.CORRECTABLE[key]
+            if key in ("family_kana", "given_kana", "former_surname_kana"):
+                changes[key] = check_kana(label, raw, required=key == "family_kana") or None
+            elif key == "birth_date":
+                changes[key] = check_past_date(label, parse_date(label, raw), today, earliest=EARLIEST_BIRTH)
+            elif key == "sex":
+                try:
+                    changes[key] = Sex(raw)
+                except ValueError:
+                    raise InvalidInput(label, "must be male or female") from None
+            elif key == "banchi":
+                changes[key] = check_banchi(raw)
+            elif key == "honseki":
+                changes[key] = check_text(label, raw, max_length=MAX_ADDRESS_LENGTH)
+            elif key == "alias":
+                changes[key] = check_text(label, raw, max_length=100)
+            else:
+                changes[key] = check_name(label, raw, required=key in ("family_name", "relationship")) or None
+        for key, value in changes.items():
+            setattr(
+                row,
+                key,
+                value if value is not None else ("" if key in ("given_name", "given_kana") else None),
+            )
+        if "banchi" in changes:
+            row.address_text = self._address(row.town_id, row.banchi).text
+        return self._commit_change(row, ChangeReason.CORRECTION, when, today, f"職権修正({reason})")
+
+    def change_resident_code(self, resident_id: int, *, notified_on: dt.date | None = None) -> ResidentView:
+        """住民票コード変更請求: a new random code, and with it a new My Number; both old ones are
+        retired and never issued again."""
+        row = self._active_row(resident_id, "住民票コード変更")
+        notified = self._notified(notified_on)
+        old_code, old_number = row.resident_code, row.my_number
+        new_code = self.numbers.new_resident_code(self.rng, self.lg_code)
+        row.resident_code = new_code
+        row.my_number = self.numbers.my_number_for(new_code)
+        self.numbers.retire_resident_code(ResidentCode(old_code))
+        self.numbers.retire_my_number(MyNumber(old_number))
+        return self._commit_change(
+            row, ChangeReason.CODE_CHANGE, notified, notified, "住民票コード変更", previous_code=old_code
+        )
+
+    # ------------------------------------------------------------------ households
+
+    def new_household(self, created_on: dt.date) -> HouseholdRow:
+        hh = HouseholdRow(lg_code=self.lg_code, household_no="", created_on=created_on)
+        self.s.add(hh)
+        self.s.flush()
+        hh.household_no = f"{hh.id:010d}"
+        return hh
+
+    # ------------------------------------------------------------------ internals
+
+    def _notified(self, notified_on: dt.date | None, *, not_before: dt.date | None = None) -> dt.date:
+        today = self.clock.today()
+        notified = notified_on or today
+        check_past_date("届出日", notified, today)
+        if not_before and notified < not_before - dt.timedelta(days=MOVE_OUT_ADVANCE_DAYS):
+            raise InvalidInput("届出日", "must not be long before the change itself")
+        return notified
+
+    def _municipality(self, code: str, field: str) -> Municipality:
+        """A municipality of the master, with errors that name the caller's field."""
+        try:
+            return self.geo.municipality(str(LgCode.parse(code, field)))
+        except InvalidInput as err:
+            if err.field == field:
+                raise
+            raise InvalidInput(field, err.rule) from err
+
+    def _row(self, resident_id: int) -> ResidentRow:
+        row = self.s.get(ResidentRow, resident_id)
+        # Another municipality's record answers exactly like a missing one: staff are scoped to
+        # their own 団体 and must not learn that a record exists elsewhere (fails closed).
+        if row is None or row.lg_code != self.lg_code:
+            raise NotFound("住民票", str(resident_id))
+        return row
+
+    def _active_row(self, resident_id: int, action: str, *, allow_moving_out: bool = False) -> ResidentRow:
+        row = self._row(resident_id)
+        if row.status == Status.REMOVED:
+            why = "deceased" if row.last_reason == ChangeReason.DEATH else "removed (消除)"
+            raise RuleViolation("状態", f"{action} is not possible for a {why} person")
+        if row.status == Status.MOVING_OUT and not allow_moving_out:
+            raise RuleViolation("状態", f"{action} is not possible after a 転出届 (moving out)")
+        return row
+
+    def _household(self, household_id: int | None) -> HouseholdRow:
+        hh = self.s.get(HouseholdRow, household_id) if household_id is not None else None
+        if hh is None or hh.lg_code != self.lg_code:
+            raise NotFound("世帯", str(household_id))
+        return hh
+
+    def _regroup(self, row: ResidentRow, placement: Placement, since: dt.date) -> None:
+        """A person who moves alone joins the named household, or founds a new one (世帯分離) when
+        others stay behind."""
+        if placement.household_id is not None:
+            target = self._household(placement.household_id)
+            if target.id != row.household_id:
+                self._leave_household(row, None)
+                row.household_id = target.id
+                row.relationship = check_name("続柄", placement.relationship)
+            return
+        others = self.s.execute(
+            select(ResidentRow.id).where(
+                ResidentRow.household_id == row.household_id,
+                ResidentRow.status == Status.ACTIVE,
+                ResidentRow.id != row.id,
+            )
+        ).first()
+        if others:
+            self._leave_household(row, None)
+            hh = self.new_household(since)
+            hh.head_resident_id = row.id
+            row.household_id, row.relationship = hh.id, "世帯主"
+
+    def _household_for(self, placement: Placement, since: dt.date) -> HouseholdRow:
+        if placement.household_id is None:
+            if placement.relationship not in ("世帯主", ""):
+                raise InvalidInput("続柄", "a person founding a new household is its 世帯主")
+            return self.new_household(since)
+        return self._household(placement.household_id)
+
+    def _head_or_member(self, hh: HouseholdRow) -> Address:
+        member = (
+            self.s.execute(
+                select(ResidentRow)
+                .where(ResidentRow.household_id == hh.id, ResidentRow.status == Status.ACTIVE)
+                .order_by(ResidentRow.id)
+            )
+            .scalars()
+            .first()
+        )
+        if member is None:
+            raise RuleViolation("世帯", "the household has no living member to be born into")
+        return Address(self.lg_code, member.town_id, member.banchi, member.address_text)
+
+    def _leave_household(self, row: ResidentRow, new_head_id: int | None) -> None:
+        hh = self._household(row.household_id)
+        if hh.head_resident_id != row.id:
+            return
+        others = (
+            self.s.execute(
+                select(ResidentRow.id).where(
+                    ResidentRow.household_id == hh.id,
+                    ResidentRow.status == Status.ACTIVE,
+                    ResidentRow.id != row.id,
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not others:
+            return
+        if new_head_id is None:
+            hh.head_resident_id = None
+            return
+        if new_head_id not in others:
+            raise InvalidInput("新世帯主", "must be a remaining member of the household")
+        hh.head_resident_id = new_head_id
+        self.s.get(ResidentRow, new_head_id).relationship = "世帯主"  # type: ignore[union-attr]
+
+    def _address(self, town_id: str, banchi: str) -> Address:
+        town = self.geo.town(town_id)
+        if town.lg_code != self.lg_code:
+            raise InvalidInput("町字", f"must be a town of {self.municipality.name}")
+        banchi = check_banchi(banchi)
+        return Address(
+            self.lg_code, town.town_id, banchi, self.geo.address_text(town_id, banchi), town.postal_code
+        )
+
+    def _new_row(
+        self,
+        person: NewPerson,
+        *,
+        resident_code: str,
+        my_number: str,
+        address_of: Address,
+        household: HouseholdRow,
+        relationship: str,
+        since: dt.date,
+        notified_on: dt.date,
+        previous_address: str | None,
+    ) -> ResidentRow:
+        today = self.clock.today()
+        check_past_date("生年月日", person.birth_date, today, earliest=EARLIEST_BIRTH)
+        nationality = check_name("国籍", person.nationality)
+        if person.honseki_lg_code:
+            self._municipality(person.honseki_lg_code, "本籍 地方公共団体コード")
+        honseki = check_text("本籍", person.honseki, max_length=MAX_ADDRESS_LENGTH)
+        previous_address = check_text("前住所", previous_address, max_length=MAX_ADDRESS_LENGTH)
+        alias = check_text("通称", person.alias, max_length=100)
+        if nationality == "JP" and alias:
+            raise InvalidInput("通称", "only foreign residents may register a 通称")
+        if nationality != "JP" and (honseki or person.honseki_lg_code):
+            raise InvalidInput("本籍", "foreign residents have no 本籍")
+        row = ResidentRow(
+            lg_code=self.lg_code,
+            resident_code=resident_code,
+            my_number=my_number,
+            household_id=household.id,
+            relationship=relationship,
+            family_name=person.name.family,
+            given_name=person.name.given,
+            family_kana=person.name.family_kana,
+            given_kana=person.name.given_kana,
+            former_surname=person.former_surname and check_name("旧氏", person.former_surname),
+            former_surname_kana=person.former_surname_kana,
+            alias=alias,
+            nationality=nationality,
+            birth_date=person.birth_date,
+            sex=Sex(person.sex),
+            town_id=address_of.town_id,
+            banchi=address_of.banchi,
+            address_text=address_of.text,
+            honseki=honseki,
+            honseki_lg_code=person.honseki_lg_code,
+            resident_since=since,
+            address_since=since,
+            notified_on=notified_on,
+            previous_address=previous_address,
+            status=Status.ACTIVE,
+            last_reason=ChangeReason.INITIAL,
+            last_change_date=since,
+            version=0,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def _certificate(self, row: ResidentRow, planned_date: dt.date, special: bool) -> MoveOutCertificate:
+        prefix = "TS" if special else "TP"  # 特例 (network) / paper
+        return MoveOutCertificate(
+            certificate_no=f"{prefix}-{self.lg_code}-{row.id}-{row.version + 1}",
+            from_lg_code=self.lg_code,
+            resident_code=row.resident_code,
+            my_number=row.my_number,
+            name=PersonName(row.family_name, row.given_name, row.family_kana, row.given_kana),
+            birth_date=row.birth_date,
+            sex=Sex(row.sex),
+            previous_address=row.address_text,
+            planned_date=planned_date,
+            nationality=row.nationality,
+            former_surname=row.former_surname,
+            former_surname_kana=row.former_surname_kana,
+            alias=row.alias,
+            honseki=row.honseki,
+            honseki_lg_code=row.honseki_lg_code,
+        )
+
+    def _commit_change(
+        self,
+        row: ResidentRow,
+        reason: ChangeReason,
+        change_date: dt.date,
+        notified_on: dt.date,
+        summary: str,
+        *,
+        staff: str | None = None,
+        previous_code: str | None = None,
+    ) -> ResidentView:
+        """Bump the version, write the history row and the outgoing messages: one transaction."""
+        now = self.clock.now()
+        row.version += 1
+        row.last_reason, row.last_change_date = reason, change_date
+        if reason not in (ChangeReason.MOVE_OUT_CONFIRMED,):
+            row.notified_on = notified_on
+        self.s.flush()
+        view = self._view(row)
+        self.s.add(
+            HistoryRow(
+                resident_id=row.id,
+                version=row.version,
+                reason=reason,
+                change_date=change_date,
+                notified_on=notified_on,
+                recorded_at=now,
+                staff=staff or self.staff,
+                summary=summary[:400],
+                snapshot=json.dumps(snapshot(view), ensure_ascii=False),
+            )
+        )
+        if reason in NOTIFIED_REASONS:
+            publish_identity(self.s, view, reason, change_date, now, previous_code)
+        return view
+
+    def _audit_read(self, row: ResidentRow, purpose: str) -> None:
+        ACCESS_LOG.append(
+            self.s,
+            at=self.clock.now(),
+            actor=self.staff,
+            action="read",
+            subject=row.resident_code,
+            details={
+                "system": "registry",
+                "lg_code": self.lg_code,
+                "purpose": purpose,
+                "resident_id": row.id,
+            },
+        )
+
+    def _view(self, row: ResidentRow) -> ResidentView:
+        hh = self.s.get(HouseholdRow, row.household_id)
+        assert hh is not None
+        return ResidentView(
+            id=row.id,
+            lg_code=row.lg_code,
+            resident_code=row.resident_code,
+            my_number=row.my_number,
+            name=PersonName(row.family_name, row.given_name, row.family_kana, row.given_kana),
+            former_surname=row.former_surname,
+            former_surname_kana=row.former_surname_kana,
+            alias=row.alias,
+            nationality=row.nationality,
+            birth_date=row.birth_date,
+            sex=Sex(row.sex),
+            household_id=hh.id,
+            household_no=hh.household_no,
+            is_head=hh.head_resident_id == row.id,
+            relationship=row.relationship,
+            address=Address(row.lg_code, row.town_id, row.banchi, row.address_text),
+            honseki=row.honseki,
+            honseki_lg_code=row.honseki_lg_code,
+            resident_since=row.resident_since,
+            address_since=row.address_since,
+            notified_on=row.notified_on,
+            previous_address=row.previous_address,
+            status=Status(row.status),
+            last_reason=ChangeReason(row.last_reason),
+            last_change_date=row.last_change_date,
+            version=row.version,
+            removed_on=row.removed_on,
+            move_destination=row.move_destination,
+        )
+
+
+def identity_record(
+    view: ResidentView,
+    reason: ChangeReason,
+    change_date: dt.date,
+    now: dt.datetime,
+    previous_code: str | None,
+) -> IdentityRecord:
+    return IdentityRecord(
+        resident_code=view.resident_code,
+        my_number=view.my_number,
+        lg_code=view.lg_code,
+        family_name=view.name.family,
+        given_name=view.name.given,
+        family_kana=view.name.family_kana,
+        given_kana=view.name.given_kana,
+        alias=view.alias,
+        former_surname=view.former_surname,
+        birth_date=view.birth_date,
+        sex=view.sex.value,
+        address=ABROAD if reason == ChangeReason.MOVE_ABROAD else view.address.text,
+        status=view.status.value,
+        reason=reason,
+        change_date=change_date,
+        recorded_at=now,
+        previous_resident_code=previous_code,
+    )
+
+
+def publish_identity(
+    session: Session,
+    view: ResidentView,
+    reason: ChangeReason,
+    change_date: dt.date,
+    now: dt.datetime,
+    previous_code: str | None = None,
+) -> None:
+    """The CS連携: every change of 本人確認情報 leaves for the CS, and, for a person whose 本籍 is
+    in Japan, the address news leaves for the 本籍地 that keeps the 戸籍の附票."""
+    record = identity_record(view, reason, change_date, now, previous_code)
+    publish(
+        session,
+        source=registry_node(view.lg_code),
+        destination=cs_node(view.lg_code),
+        topic=TOPIC_IDENTITY,
+        key=previous_code or view.resident_code,
+        payload=record.to_payload(),
+        now=now,
+    )
+    if view.honseki_lg_code:
+        notice = FuhyoNotice(
+            resident_code=view.resident_code,
+            honseki_lg_code=view.honseki_lg_code,
+            honseki=view.honseki or "",
+            family_name=view.name.family,
+            given_name=view.name.given,
+            birth_date=view.birth_date,
+            sex=view.sex.value,
+            address=record.address,
+            address_lg_code=None if reason == ChangeReason.MOVE_ABROAD else view.lg_code,
+            address_since=change_date if reason == ChangeReason.MOVE_ABROAD else view.address_since,
+            reason=reason,
+            change_date=change_date,
+            recorded_at=now,
+            previous_resident_code=previous_code,
+        )
+        publish(
+            session,
+            source=registry_node(view.lg_code),
+            destination=f"honseki:{view.honseki_lg_code}",
+            topic=TOPIC_FUHYO,
+            key=previous_code or view.resident_code,
+            payload=notice.to_payload(),
+            now=now,
+        )
+
+
+def snapshot(view: ResidentView) -> dict[str, object]:
+    return {
+        "resident_code": view.resident_code,
+        "my_number": view.my_number,
+        "name": view.name.full,
+        "name_kana": view.name.full_kana,
+        "former_surname": view.former_surname,
+        "alias": view.alias,
+        "birth_date": view.birth_date.isoformat(),
+        "sex": view.sex.value,
+        "address": view.address.text,
+        "household_no": view.household_no,
+        "relationship": view.relationship,
+        "honseki": view.honseki,
+        "status": view.status.value,
+        "address_since": view.address_since.isoformat(),
+        "previous_address": view.previous_address,
+        "move_destination": view.move_destination,
+    }
+
+
+def _certificate_to_json(cert: MoveOutCertificate) -> str:
+    d = {
+        "certificate_no": cert.certificate_no,
+        "from_lg_code": cert.from_lg_code,
+        "resident_code": cert.resident_code,
+        "my_number": cert.my_number,
+        "family_name": cert.name.family,
+        "given_name": cert.name.given,
+        "family_kana": cert.name.family_kana,
+        "given_kana": cert.name.given_kana,
+        "birth_date": cert.birth_date.isoformat(),
+        "sex": cert.sex.value,
+        "previous_address": cert.previous_address,
+        "planned_date": cert.planned_date.isoformat(),
+        "nationality": cert.nationality,
+        "former_surname": cert.former_surname,
+        "former_surname_kana": cert.former_surname_kana,
+        "alias": cert.alias,
+        "honseki": cert.honseki,
+        "honseki_lg_code": cert.honseki_lg_code,
+    }
+    return json.dumps(d, ensure_ascii=False)
+
+
+def _certificate_from_json(text: str) -> MoveOutCertificate:
+    d = json.loads(text)
+    return MoveOutCertificate(
+        certificate_no=d["certificate_no"],
+        from_lg_code=d["from_lg_code"],
+        resident_code=d["resident_code"],
+        my_number=d["my_number"],
+        name=PersonName(d["family_name"], d["given_name"], d["family_kana"], d["given_kana"]),
+        birth_date=dt.date.fromisoformat(d["birth_date"]),
+        sex=Sex(d["sex"]),
+        previous_address=d["previous_address"],
+        planned_date=dt.date.fromisoformat(d["planned_date"]),
+        nationality=d.get("nationality", "JP"),
+        former_surname=d.get("former_surname"),
+        former_surname_kana=d.get("former_surname_kana"),
+        alias=d.get("alias"),
+        honseki=d.get("honseki"),
+        honseki_lg_code=d.get("honseki_lg_code"),
+    )
+
+
+def certificate_to_payload(cert: MoveOutCertificate) -> dict[str, object]:
+    return dict(json.loads(_certificate_to_json(cert)))
+
+
+def active_codes(session: Session, lg_code: str) -> Sequence[str]:
+    return (
+        session.execute(
+            select(ResidentRow.resident_code).where(
+                ResidentRow.lg_code == lg_code, ResidentRow.status == Status.ACTIVE
+            )
+        )
+        .scalars()
+        .all()
+    )

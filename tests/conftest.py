@@ -1,0 +1,73 @@
+"""Shared fixtures.
+
+Database tests take the ``factory`` fixture, which runs each test on SQLite and, when
+``JLIS_TEST_POSTGRES_URL`` is set (CI sets it), again on PostgreSQL. Under CI (``CI=true``) a
+missing PostgreSQL or Chromium is an error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.clock import JST, FixedClock
+from jlis.db import Base, import_all_tables, make_engine, make_session_factory
+
+POSTGRES_URL = os.environ.get("JLIS_TEST_POSTGRES_URL", "")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_or_skip(available: bool, what: str) -> None:
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI but is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 11, 26, 10, 0, tzinfo=JST))
+
+
+_pg_engine: Engine | None = None
+
+
+def _postgres_engine() -> Engine:
+    global _pg_engine
+    if _pg_engine is None:
+        import_all_tables()
+        _pg_engine = make_engine(POSTGRES_URL)
+        with _pg_engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            Base.metadata.create_all(conn)
+    return _pg_engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    import_all_tables()
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+        Base.metadata.create_all(eng)
+        yield eng
+        eng.dispose()
+        return
+    require_or_skip(bool(POSTGRES_URL), "PostgreSQL (JLIS_TEST_POSTGRES_URL)")
+    eng = _postgres_engine()
+    yield eng
+    with eng.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)

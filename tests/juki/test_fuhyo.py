@@ -1,0 +1,87 @@
+"""附票連携: the 本籍地 keeps the address history; 附票本人確認情報 reaches the prefecture and J-LIS."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jlis.juki import read_fuhyo, read_fuhyo_national
+from jlis.juki.tables import (
+    fuhyo_history,
+    fuhyo_national_history,
+    fuhyo_national_records,
+    fuhyo_pref_history,
+    fuhyo_pref_records,
+)
+from jlis.masters import Geography
+from jlis.registry import Placement
+from jlis.registry.models import ABROAD
+
+from .factories import CHIYODA, TSURUMI, World
+
+
+def honseki_in_osaka(geo: Geography) -> str:
+    return geo.municipalities("27", hosting_only=True)[0].lg_code
+
+
+def test_move_and_move_abroad_keep_the_fuhyo_history(world: World, geo: Geography) -> None:
+    honseki = honseki_in_osaka(geo)
+    d0 = world.clock.today()
+    view = world.person(CHIYODA, honseki_lg=honseki)
+    world.clock.advance(days=1)
+    with world.register(CHIYODA) as reg:
+        _, cert = reg.record_move_out(
+            view.id, planned_date=world.clock.today(), destination="横浜市鶴見区", destination_lg_code=TSURUMI
+        )
+    with world.register(TSURUMI) as reg:
+        moved = reg.record_move_in(
+            cert, Placement(world.town(TSURUMI), "7番7号"), moved_on=world.clock.today()
+        )
+    world.drain()
+    world.clock.advance(days=1)
+    with world.register(TSURUMI) as reg:
+        reg.record_move_out(
+            moved.id, planned_date=world.clock.today(), destination="アメリカ合衆国", destination_lg_code=None
+        )
+    world.drain()
+
+    with world.factory() as s:
+        fuhyo = read_fuhyo(s, honseki, view.resident_code)
+        at_jlis = read_fuhyo_national(s, view.resident_code)
+    assert fuhyo is not None and at_jlis is not None
+    assert [(a.address, a.address_since) for a in fuhyo.addresses] == [
+        (view.address.text, d0),
+        (moved.address.text, d0 + dt.timedelta(days=1)),
+        (ABROAD, d0 + dt.timedelta(days=2)),
+    ]
+    assert fuhyo.address == ABROAD and fuhyo.reason == "move_abroad"
+    assert at_jlis.address == ABROAD and at_jlis.honseki_lg_code == honseki
+    assert at_jlis.family_name == "山田" and at_jlis.birth_date == dt.date(1980, 4, 1)
+    pref = world.row(fuhyo_pref_records, node="fuhyo-pref:27", resident_code=view.resident_code)
+    assert pref is not None and pref.address == ABROAD
+    # 附票本人確認情報 carries no 個人番号, at any tier.
+    for table in (fuhyo_pref_records, fuhyo_national_records):
+        assert "my_number" not in table.c
+    # Every notice is in each tier's history: 転入, 転出, 転入, 国外転出.
+    for history in (fuhyo_history, fuhyo_pref_history, fuhyo_national_history):
+        assert world.count(history, resident_code=view.resident_code) == 4
+
+
+def test_a_person_without_honseki_sends_nothing_to_the_fuhyo(world: World) -> None:
+    view = world.person(CHIYODA)
+    world.drain()
+    assert world.count(fuhyo_national_history, resident_code=view.resident_code) == 0
+
+
+def test_fuhyo_code_change_carries_the_addresses_over(world: World, geo: Geography) -> None:
+    honseki = honseki_in_osaka(geo)
+    view = world.person(CHIYODA, honseki_lg=honseki)
+    world.clock.advance(hours=1)
+    with world.register(CHIYODA) as reg:
+        changed = reg.change_resident_code(view.id)
+    world.drain()
+    with world.factory() as s:
+        assert read_fuhyo(s, honseki, view.resident_code) is None
+        assert read_fuhyo_national(s, view.resident_code) is None
+        fuhyo = read_fuhyo(s, honseki, changed.resident_code)
+        assert read_fuhyo_national(s, changed.resident_code) is not None
+    assert fuhyo is not None and [a.address for a in fuhyo.addresses] == [view.address.text]
