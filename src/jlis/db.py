@@ -65,11 +65,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = {"jlis_read_only": True}
+
+
 def _sqlite_begin(conn: Any) -> None:
     # pysqlite would start a transaction only at the first write, so two writers could both read
     # the same state first (a read-then-write race). BEGIN IMMEDIATE takes the write lock at once;
-    # in WAL mode readers on other connections still proceed.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # in WAL mode readers on other connections still proceed. A session that only reads says so
+    # (see read_only) and gets a plain BEGIN: a snapshot that blocks no writer.
+    if conn.get_execution_options().get("jlis_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -93,6 +100,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def read_only(session: Session) -> Session:
+    """Mark a fresh session as a reader (call before its first statement): on SQLite it then takes
+    no write lock, so a long read such as an audit verification never holds up the writers."""
+    session.connection(execution_options=READ_ONLY)
+    return session
 
 
 def import_all_tables() -> None:

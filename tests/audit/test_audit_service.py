@@ -406,7 +406,9 @@ def test_verify_concurrent_with_a_purge_is_not_a_false_alarm(
     monkeypatch.setattr(AuditLog, "_head", head_then_purge)
     with factory() as s:
         result = log.verify(s)
-    assert result.ok and result.checked == 2
+        snapshot = s.get_bind().dialect.name == "sqlite"  # a read-only SQLite transaction is a snapshot
+    # Either the walk saw the chain before the purge (a snapshot) or after it: never a false alarm.
+    assert result.ok and result.checked == (7 if snapshot else 2)
 
 
 def test_the_documented_worked_example() -> None:

@@ -331,3 +331,26 @@ def test_allocate_bulk_checks_in_chunks_of_at_most_500(
     # Two tables checked for the codes, one for the numbers; no collision at this size.
     assert len(selects) == 3 * math.ceil(1201 / 500)
     assert max(selects) == 500
+
+
+def test_retiring_a_number_issued_elsewhere_records_it_for_ever(
+    numbers: NumberAuthority, session: Session
+) -> None:
+    """A register migrated from another system holds numbers this database never issued: retiring
+    them (with their context) records them as retired, so they are never issued again."""
+    code = first_code(41)
+    number = derive_my_number(b"some-other-numbering-secret", code)
+    with pytest.raises(NotFound):
+        numbers.retire_resident_code(code)  # without context it is still refused
+    numbers.retire_resident_code(code, lg_code="131016")
+    numbers.retire_my_number(number, resident_code=code)
+    numbers.retire_my_number(number, resident_code=code)  # a repeat changes nothing
+    assert session.execute(
+        select(IssuedResidentCode.retired_at).where(IssuedResidentCode.resident_code == code)
+    ).scalar_one()
+    assert session.execute(
+        select(IssuedMyNumber.retired_at).where(IssuedMyNumber.my_number == number)
+    ).scalar_one()
+    # The retired code is never handed out again: force the generator to propose it first.
+    rng = random.Random(41)
+    assert numbers.new_resident_code(rng, "131016") != code

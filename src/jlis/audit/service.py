@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from jlis.audit.chain import GENESIS, ChainVerifier, Link, VerifyResult, canonical_json, entry_hash
 from jlis.audit.tables import AuditChainHead, AuditEntryRow
 from jlis.clock import JST
+from jlis.db import read_only
 from jlis.errors import InvalidInput, RuleViolation
 
 UTC = dt.UTC
@@ -331,6 +332,8 @@ class AuditLog:
 
     def verify(self, session: Session) -> VerifyResult:
         """Walk the chain from its anchor to its head and recompute every hash."""
+        if not session.in_transaction():
+            read_only(session)  # a long walk must not hold the write lock (SQLite)
         for _attempt in range(3):
             head = self._head(session)
             result = self._verify_from(session, head)

@@ -72,11 +72,14 @@ class NumberAuthority:
         )
         return code
 
-    def retire_resident_code(self, resident_code: ResidentCode | str) -> None:
+    def retire_resident_code(self, resident_code: ResidentCode | str, *, lg_code: str | None = None) -> None:
         """Mark the code retired (e.g. the resident asked for a new one). The row stays, so the
-        code is never issued again. Retiring a retired code changes nothing."""
+        code is never issued again. Retiring a retired code changes nothing. A code this database
+        never issued (a register migrated from elsewhere) is recorded as retired when ``lg_code``
+        is given, so that it too is never issued again; without it, it is refused."""
         code = _coerce(ResidentCode, resident_code)
-        self._retire(issued_resident_codes.c.resident_code, code, "住民票コード")
+        unknown = {"lg_code": lg_code} if lg_code else None
+        self._retire(issued_resident_codes.c.resident_code, code, "住民票コード", unknown)
 
     # -- 個人番号 -------------------------------------------------------------------------------
 
@@ -113,11 +116,13 @@ class NumberAuthority:
                     return number
             attempt += ATTEMPTS_PER_QUERY
 
-    def retire_my_number(self, my_number: MyNumber | str) -> None:
+    def retire_my_number(self, my_number: MyNumber | str, *, resident_code: str | None = None) -> None:
         """Mark the number retired (e.g. it leaked, 番号法 §7(2)). It stays recorded and is never
-        issued again. Retiring a retired number changes nothing."""
+        issued again. Retiring a retired number changes nothing. An unknown number is recorded as
+        retired when its ``resident_code`` is given (see :meth:`retire_resident_code`)."""
         number = _coerce(MyNumber, my_number)
-        self._retire(issued_my_numbers.c.my_number, number, "個人番号")
+        unknown = {"resident_code": resident_code, "attempt": -1} if resident_code else None
+        self._retire(issued_my_numbers.c.my_number, number, "個人番号", unknown)
 
     # -- bulk seeding ---------------------------------------------------------------------------
 
@@ -216,12 +221,18 @@ class NumberAuthority:
             found.update(self._session.scalars(select(column).where(column.in_(chunk))))
         return found
 
-    def _retire(self, key: Column[str], value: str, what: str) -> None:
+    def _retire(self, key: Column[str], value: str, what: str, unknown: dict[str, Any] | None = None) -> None:
         table = key.table
         retired_at = table.c.retired_at
         row = self._session.execute(select(retired_at).where(key == value)).first()
         if row is None:
-            raise NotFound(what, _masked(value))
+            if unknown is None:
+                raise NotFound(what, _masked(value))
+            now = self._now()
+            self._session.execute(
+                insert(table).values({key.name: value, "issued_at": now, "retired_at": now, **unknown})
+            )
+            return
         if row.retired_at is None:
             self._session.execute(
                 update(table).where(key == value, retired_at.is_(None)).values(retired_at=self._now())

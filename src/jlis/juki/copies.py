@@ -9,8 +9,10 @@ For each record, in message order:
 - a record with ``previous_resident_code`` (住民票コード変更) marks the old code's row superseded by
   the new code, so a look-up by the old code finds nothing current.
 
-A batch costs a fixed number of statements whatever its size: one ``IN`` query for the stored rows,
-then one executemany each for inserts, updates, supersessions, history and the node counters.
+A batch costs a fixed number of statements whatever its size, and so does a relay round of many
+nodes' batches (:func:`apply_records_many`): one query for the stored rows (keys joined as one
+parameter, see jlis.keyset), one bulk insert each for new rows and history (COPY on PostgreSQL),
+one executemany each for updates, supersessions and the node counters (an upsert).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from jlis.bulk import bulk_insert
 from jlis.juki.tables import nodes, utc
+from jlis.keyset import select_by_keys
 
 IN_CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
 
@@ -44,6 +48,12 @@ class Tier:
     def record_columns(self) -> tuple[str, ...]:
         skip = {"node", "superseded_by", "applied_at"}
         return tuple(c.name for c in self.current.columns if c.name not in skip)
+
+    @cached_property
+    def history_fields(self) -> tuple[str, ...]:
+        """The record's columns in the history (the national copy's search keys are not there)."""
+        skip = {"id", "node", "message_id", "applied_at"}
+        return tuple(c.name for c in self.history.columns if c.name not in skip)
 
     def _key(self, code_param: str) -> ColumnElement[bool]:
         cond = self.current.c.resident_code == bindparam(code_param)
@@ -73,77 +83,118 @@ class Applied:
     superseded: list[tuple[str, str]] = field(default_factory=list)  # (old code, new code)
 
 
-def apply_records(
-    session: Session,
-    tier: Tier,
-    node: str,
-    entries: Sequence[tuple[str | None, dict[str, Any]]],
-    now: dt.datetime,
-) -> Applied:
+Entries = Sequence[tuple[str | None, dict[str, Any]]]
+
+
+def apply_records(session: Session, tier: Tier, node: str, entries: Entries, now: dt.datetime) -> Applied:
     """Apply ``(message_id, record row)`` pairs, in order, to ``node``'s copy in ``tier``."""
+    return apply_records_many(session, tier, [(node, entries)], now)[0]
+
+
+def apply_records_many(
+    session: Session, tier: Tier, groups: Sequence[tuple[str, Entries]], now: dt.datetime
+) -> list[Applied]:
+    """:func:`apply_records` for several nodes of one tier at once (each node once), with the same
+    fixed number of statements as for one: what a relay round of many small batches needs."""
     now = utc(now)
     cur = tier.current
-    codes: set[str] = set()
-    for _mid, row in entries:
-        codes.add(row["resident_code"])
-        if row.get("previous_resident_code"):
-            codes.add(row["previous_resident_code"])
-    stored: dict[str, dt.datetime] = {}
-    code_list = sorted(codes)
-    for start in range(0, len(code_list), IN_CHUNK):
-        stmt = select(cur.c.resident_code, cur.c.recorded_at).where(
-            cur.c.resident_code.in_(code_list[start : start + IN_CHUNK])
-        )
-        if tier.node_keyed:
-            stmt = stmt.where(cur.c.node == node)
-        stored.update((r.resident_code, r.recorded_at) for r in session.execute(stmt))
+    keyed = tier.node_keyed
+    history_fields = tier.history_fields
+    keys: list[Any] = []
+    for node, entries in groups:
+        for _mid, row in entries:
+            keys.append((node, row["resident_code"]) if keyed else row["resident_code"])
+            previous = row.get("previous_resident_code")
+            if previous:
+                keys.append((node, previous) if keyed else previous)
+    # (node, code) -> stored recorded_at; the node is "" in a tier without a node column.
+    stored: dict[tuple[str, str], dt.datetime] = {}
+    if keyed:
+        for n, code, at in select_by_keys(
+            session, cur, ("node", "resident_code"), keys, ("node", "resident_code", "recorded_at")
+        ):
+            stored[(n, code)] = at
+    else:
+        for code, at in select_by_keys(
+            session, cur, ("resident_code",), keys, ("resident_code", "recorded_at")
+        ):
+            stored[("", code)] = at
 
-    result = Applied()
-    inserts: dict[str, dict[str, Any]] = {}
-    updates: dict[str, dict[str, Any]] = {}
-    supersede: dict[str, str] = {}
+    results: list[Applied] = []
+    inserts: dict[tuple[str, str], dict[str, Any]] = {}
+    updates: dict[tuple[str, str], dict[str, Any]] = {}
+    supersede: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    keyed = {"node": node} if tier.node_keyed else {}
-    for message_id, row in entries:
-        code = row["resident_code"]
-        history.append({**row, **keyed, "message_id": message_id, "applied_at": now})
-        previous = row.get("previous_resident_code")
-        if previous and previous != code:
-            supersede[previous] = code
-        known = stored.get(code)
-        if known is not None and row["recorded_at"] < known:
-            result.late += 1
-            continue
-        stored[code] = row["recorded_at"]
-        if code in inserts:
-            inserts[code] = {**inserts[code], **row}
-        elif known is None:
-            inserts[code] = {**row, **keyed, "superseded_by": None, "applied_at": now}
-        else:
-            updates[code] = row
-    for old, new in supersede.items():
-        if old in inserts:
-            inserts[old]["superseded_by"] = new
-            result.superseded.append((old, new))
-        elif old in stored:
-            result.superseded.append((old, new))
+    touches: list[dict[str, Any]] = []
+    for node, entries in groups:
+        result = Applied()
+        k = node if keyed else ""
+        extra = {"node": node} if keyed else {}
+        added = 0
+        superseding: dict[str, str] = {}
+        for message_id, row in entries:
+            code = row["resident_code"]
+            history.append(
+                {f: row[f] for f in history_fields} | extra | {"message_id": message_id, "applied_at": now}
+            )
+            previous = row.get("previous_resident_code")
+            if previous and previous != code:
+                superseding[previous] = code
+            known = stored.get((k, code))
+            if known is not None and row["recorded_at"] < known:
+                result.late += 1
+                continue
+            stored[(k, code)] = row["recorded_at"]
+            if (k, code) in inserts:
+                inserts[(k, code)] = {**inserts[(k, code)], **row}
+            elif known is None:
+                inserts[(k, code)] = {**row, **extra, "superseded_by": None, "applied_at": now}
+                added += 1
+                result.added += 1
+            else:
+                if (k, code) not in updates:
+                    result.replaced += 1
+                updates[(k, code)] = row
+        for old, new in superseding.items():
+            if (k, old) in inserts:
+                inserts[(k, old)]["superseded_by"] = new
+                result.superseded.append((old, new))
+            elif (k, old) in stored:
+                result.superseded.append((old, new))
+                supersede.append({"k_code": old, "k_node": node, "v_new": new})
+        touches.append({"node": node, "records": added, "applied": len(entries), "now": now})
+        results.append(result)
 
     if inserts:
-        session.execute(insert(cur), list(inserts.values()))
+        bulk_insert(session, cur, list(inserts.values()))
     if updates:
         params = [
             {"k_code": code, "k_node": node, "v_applied_at": now}
             | {f"v_{c}": row[c] for c in tier.record_columns if c != "resident_code"}
-            for code, row in updates.items()
+            for (node, code), row in updates.items()
         ]
         session.execute(tier.update_stmt, params)
-    pending = [(old, new) for old, new in result.superseded if old not in inserts]
-    if pending:
-        session.execute(tier.supersede_stmt, [{"k_code": o, "k_node": node, "v_new": n} for o, n in pending])
-    session.execute(insert(tier.history), history)
-    result.added, result.replaced = len(inserts), len(updates)
-    touch_node(session, node, added=len(inserts), applied=len(entries), now=now)
-    return result
+    if supersede:
+        session.execute(tier.supersede_stmt, supersede)
+    bulk_insert(session, tier.history, history)
+    touch_nodes(session, touches)
+    return results
+
+
+# Counters of many nodes in one executemany: a node seen for the first time gets its row.
+_UPSERT = text(
+    "INSERT INTO juki_nodes (node, records, applied, last_applied_at) "
+    "VALUES (:node, :records, :applied, :now) "
+    "ON CONFLICT (node) DO UPDATE SET records = juki_nodes.records + excluded.records, "
+    "applied = juki_nodes.applied + excluded.applied, last_applied_at = excluded.last_applied_at"
+).bindparams(bindparam("now", type_=nodes.c.last_applied_at.type))
+
+
+def touch_nodes(session: Session, counts: Sequence[dict[str, Any]]) -> None:
+    """Move the counters of several nodes: dicts of ``node``, ``records`` (added), ``applied`` and
+    ``now`` (the last applied time)."""
+    if counts:
+        session.execute(_UPSERT, list(counts))
 
 
 _COUNT = update(nodes).where(nodes.c.node == bindparam("k_node"))

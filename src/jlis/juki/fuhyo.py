@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from jlis.bulk import bulk_insert
 from jlis.clock import Clock
-from jlis.juki.copies import IN_CHUNK, Tier, apply_records
+from jlis.juki.copies import Entries, Tier, apply_records_many
 from jlis.juki.models import (
     FUHYO_NATIONAL,
     FUHYO_PREF,
@@ -31,7 +32,7 @@ from jlis.juki.models import (
     honseki_node,
     node_parts,
 )
-from jlis.juki.nodes import forward, refuse_unless
+from jlis.juki.nodes import onward, refuse_unless
 from jlis.juki.tables import (
     fuhyo_addresses,
     fuhyo_history,
@@ -42,8 +43,9 @@ from jlis.juki.tables import (
     fuhyo_records,
     utc,
 )
+from jlis.keyset import select_by_keys
 from jlis.masters import Geography
-from jlis.messaging import Message
+from jlis.messaging import Message, publish_many
 from jlis.registry import FuhyoNotice
 from jlis.registry.events import TOPIC_FUHYO, TOPIC_FUHYO_IDENTITY
 from jlis.registry.models import ChangeReason
@@ -96,58 +98,71 @@ class HonsekiNode:
         self.geo = geography
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
-        _kind, lg = node_parts(node)
-        destination = fuhyo_pref_node(self.geo.municipality(lg).pref_code)
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
-        notices: list[FuhyoNotice] = []
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        for m in messages:
-            refuse_unless(m.topic == TOPIC_FUHYO, node, m, "the 附票 takes address notices only")
-            src_kind, src_lg = node_parts(m.source)
-            refuse_unless(src_kind == REGISTRY, node, m, "only a municipal register")
-            notice = FuhyoNotice.from_payload(m.payload)
-            refuse_unless(notice.honseki_lg_code == lg, node, m, "the 本籍 must be in this municipality")
-            refuse_unless(
-                notice.address_lg_code in (src_lg, None), node, m, "a register reports its own residents only"
-            )
-            notices.append(notice)
-            rows.append((m.message_id, fuhyo_entry_row(notice)))
-        apply_records(session, HONSEKI_TIER, node, rows, now)
-        _record_addresses(session, node, notices)
-        payloads = [FuhyoRecord.from_notice(n).to_payload() for n in notices]
-        forward(session, node, destination, TOPIC_FUHYO_IDENTITY, messages, now, payloads=payloads)
+        applied: list[tuple[str, Entries]] = []
+        noticed: list[tuple[str, list[FuhyoNotice]]] = []
+        out: list[Message] = []
+        for node, messages in groups:
+            _kind, lg = node_parts(node)
+            notices: list[FuhyoNotice] = []
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            for m in messages:
+                refuse_unless(m.topic == TOPIC_FUHYO, node, m, "the 附票 takes address notices only")
+                src_kind, src_lg = node_parts(m.source)
+                refuse_unless(src_kind == REGISTRY, node, m, "only a municipal register")
+                notice = FuhyoNotice.from_payload(m.payload)
+                refuse_unless(notice.honseki_lg_code == lg, node, m, "the 本籍 must be in this municipality")
+                refuse_unless(
+                    notice.address_lg_code in (src_lg, None),
+                    node,
+                    m,
+                    "a register reports its own residents only",
+                )
+                notices.append(notice)
+                rows.append((m.message_id, fuhyo_entry_row(notice)))
+            applied.append((node, rows))
+            noticed.append((node, notices))
+            destination = fuhyo_pref_node(self.geo.municipality(lg).pref_code)
+            payloads = [FuhyoRecord.from_notice(n).to_payload() for n in notices]
+            out.extend(onward(node, destination, TOPIC_FUHYO_IDENTITY, messages, payloads=payloads))
+        apply_records_many(session, HONSEKI_TIER, applied, now)
+        _record_addresses(session, noticed)
+        publish_many(session, out, now=now)
 
 
-def _record_addresses(session: Session, node: str, notices: Sequence[FuhyoNotice]) -> None:
+def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[FuhyoNotice]]]) -> None:
     """Add each address not yet on the person's 附票 (a repeat of the current address, as in a 転出
-    notice or a name change, adds nothing). A 住民票コード変更 carries the list over to the new code."""
-    codes = sorted(
-        {n.resident_code for n in notices}
-        | {n.previous_resident_code for n in notices if n.previous_resident_code}
-    )
-    known: dict[str, set[tuple[str, dt.date]]] = {}
-    for start in range(0, len(codes), IN_CHUNK):
-        stmt = select(_A.c.resident_code, _A.c.address, _A.c.address_since).where(
-            _A.c.node == node, _A.c.resident_code.in_(codes[start : start + IN_CHUNK])
-        )
-        for r in session.execute(stmt):
-            known.setdefault(r.resident_code, set()).add((r.address, r.address_since))
+    notice or a name change, adds nothing). A 住民票コード変更 carries the list over to the new code.
+    ``groups``: each node once, with its notices in order."""
+    keys: list[tuple[str, str]] = []
+    for node, notices in groups:
+        for n in notices:
+            keys.append((node, n.resident_code))
+            if n.previous_resident_code:
+                keys.append((node, n.previous_resident_code))
+    known: dict[tuple[str, str], set[tuple[str, dt.date]]] = {}
+    for node, code, address, since in select_by_keys(
+        session, _A, ("node", "resident_code"), keys, ("node", "resident_code", "address", "address_since")
+    ):
+        known.setdefault((node, code), set()).add((address, since))
     new_rows: list[dict[str, Any]] = []
-    for n in notices:
-        previous = n.previous_resident_code
-        if previous and previous != n.resident_code and previous in known:
-            # Rows written so far must exist before they are re-keyed: statements stay in order.
-            if new_rows:
-                session.execute(insert(_A), new_rows)
+    for node, notices in groups:
+        for n in notices:
+            previous = n.previous_resident_code
+            if previous and previous != n.resident_code and (node, previous) in known:
+                # Rows written so far must exist before they are re-keyed: statements stay in order.
+                bulk_insert(session, _A, new_rows)
                 new_rows = []
-            session.execute(_REKEY, {"k_node": node, "k_old": previous, "v_new": n.resident_code})
-            known.setdefault(n.resident_code, set()).update(known.pop(previous))
-        seen = known.setdefault(n.resident_code, set())
-        if (n.address, n.address_since) not in seen:
-            seen.add((n.address, n.address_since))
-            new_rows.append(address_row(node, n))
-    if new_rows:
-        session.execute(insert(_A), new_rows)
+                session.execute(_REKEY, {"k_node": node, "k_old": previous, "v_new": n.resident_code})
+                known.setdefault((node, n.resident_code), set()).update(known.pop((node, previous)))
+            seen = known.setdefault((node, n.resident_code), set())
+            if (n.address, n.address_since) not in seen:
+                seen.add((n.address, n.address_since))
+                new_rows.append(address_row(node, n))
+    bulk_insert(session, _A, new_rows)
 
 
 class FuhyoPrefNode:
@@ -158,23 +173,31 @@ class FuhyoPrefNode:
         self.geo = geography
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
-        _kind, pp = node_parts(node)
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        for m in messages:
-            refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
-            src_kind, src_lg = node_parts(m.source)
-            refuse_unless(
-                src_kind == HONSEKI and self.geo.municipality(src_lg).pref_code == pp,
-                node,
-                m,
-                "only the 附票 of this prefecture's municipalities",
-            )
-            record = FuhyoRecord.from_payload(m.payload)
-            refuse_unless(record.honseki_lg_code == src_lg, node, m, "a 本籍地 sends its own 附票 only")
-            rows.append((m.message_id, fuhyo_record_row(record)))
-        apply_records(session, FUHYO_PREF_TIER, node, rows, now)
-        forward(session, node, FUHYO_NATIONAL, TOPIC_FUHYO_IDENTITY, messages, now)
+        applied: list[tuple[str, Entries]] = []
+        out: list[Message] = []
+        for node, messages in groups:
+            _kind, pp = node_parts(node)
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            for m in messages:
+                refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
+                src_kind, src_lg = node_parts(m.source)
+                refuse_unless(
+                    src_kind == HONSEKI and self.geo.municipality(src_lg).pref_code == pp,
+                    node,
+                    m,
+                    "only the 附票 of this prefecture's municipalities",
+                )
+                record = FuhyoRecord.from_payload(m.payload)
+                refuse_unless(record.honseki_lg_code == src_lg, node, m, "a 本籍地 sends its own 附票 only")
+                rows.append((m.message_id, fuhyo_record_row(record)))
+            applied.append((node, rows))
+            out.extend(onward(node, FUHYO_NATIONAL, TOPIC_FUHYO_IDENTITY, messages))
+        apply_records_many(session, FUHYO_PREF_TIER, applied, now)
+        publish_many(session, out, now=now)
 
 
 class FuhyoNationalNode:
@@ -184,18 +207,24 @@ class FuhyoNationalNode:
         self.clock = clock
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        for m in messages:
-            refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
-            src_kind, src_pp = node_parts(m.source)
-            refuse_unless(src_kind == FUHYO_PREF, node, m, "only the 附票都道府県サーバ")
-            record = FuhyoRecord.from_payload(m.payload)
-            refuse_unless(
-                record.honseki_lg_code[:2] == src_pp, node, m, "a prefecture sends its own 本籍地's"
-            )
-            rows.append((m.message_id, fuhyo_record_row(record)))
-        apply_records(session, FUHYO_NATIONAL_TIER, node, rows, now)
+        applied: list[tuple[str, Entries]] = []
+        for node, messages in groups:
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            for m in messages:
+                refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
+                src_kind, src_pp = node_parts(m.source)
+                refuse_unless(src_kind == FUHYO_PREF, node, m, "only the 附票都道府県サーバ")
+                record = FuhyoRecord.from_payload(m.payload)
+                refuse_unless(
+                    record.honseki_lg_code[:2] == src_pp, node, m, "a prefecture sends its own 本籍地's"
+                )
+                rows.append((m.message_id, fuhyo_record_row(record)))
+            applied.append((node, rows))
+        apply_records_many(session, FUHYO_NATIONAL_TIER, applied, now)
 
 
 # ----------------------------------------------------------------------------------------- reading

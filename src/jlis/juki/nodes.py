@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from jlis.clock import Clock
 from jlis.codes import NumberAuthority
-from jlis.juki.copies import Tier, apply_records
+from jlis.juki.copies import Entries, Tier, apply_records_many
 from jlis.juki.errors import MessageRefused
 from jlis.juki.models import CS, NATIONAL, PREF, REGISTRY, kana_key, name_key, node_parts, pref_node
 from jlis.juki.tables import (
@@ -64,6 +64,29 @@ def forward_id(message_id: str, destination: str) -> str:
     return str(uuid.uuid5(_FORWARD_NS, f"{message_id}>{destination}"))
 
 
+def onward(
+    node: str,
+    destination: str,
+    topic: str,
+    messages: Sequence[Message],
+    *,
+    payloads: Sequence[dict[str, Any]] | None = None,
+) -> list[Message]:
+    """What a node passes on: each applied message's payload (or ``payloads``, one per message),
+    under the same key so order per resident holds on the next hop too."""
+    if payloads is None:
+        return [
+            Message(
+                forward_id(m.message_id, destination), node, destination, topic, m.key, m.payload, raw=m.raw
+            )
+            for m in messages
+        ]
+    return [
+        Message(forward_id(m.message_id, destination), node, destination, topic, m.key, p)
+        for m, p in zip(messages, payloads, strict=True)
+    ]
+
+
 def forward(
     session: Session,
     node: str,
@@ -74,23 +97,8 @@ def forward(
     *,
     payloads: Sequence[dict[str, Any]] | None = None,
 ) -> None:
-    """Publish what a node passes on: each applied message's payload (or ``payloads``, one per
-    message), under the same key so order per resident holds on the next hop too."""
-    publish_many(
-        session,
-        [
-            Message(
-                forward_id(m.message_id, destination),
-                node,
-                destination,
-                topic,
-                m.key,
-                m.payload if payloads is None else payloads[i],
-            )
-            for i, m in enumerate(messages)
-        ],
-        now=now,
-    )
+    """Publish what a node passes on (see :func:`onward`)."""
+    publish_many(session, onward(node, destination, topic, messages, payloads=payloads), now=now)
 
 
 def refuse_unless(ok: bool, node: str, m: Message, rule: str) -> None:
@@ -122,43 +130,56 @@ class CsNode:
         self.geo = geography
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
-        _kind, lg = node_parts(node)
-        municipality = self.geo.municipality(lg)
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        onward: list[Message] = []
-        register: RegistryService | None = None
-        for m in messages:
-            src_kind, src_lg = node_parts(m.source)
-            if m.topic == TOPIC_IDENTITY:
-                refuse_unless(m.source == f"{REGISTRY}:{lg}", node, m, "only the municipality's own register")
-                record = IdentityRecord.from_payload(m.payload)
-                refuse_unless(record.lg_code == lg, node, m, "the record must belong to this municipality")
-                rows.append((m.message_id, identity_row(record)))
-                onward.append(m)
-            elif m.topic == TOPIC_MOVE_OUT_CERT:
-                refuse_unless(
-                    src_kind == REGISTRY and m.payload.get("from_lg_code") == src_lg and src_lg != lg,
-                    node,
-                    m,
-                    "転出証明書情報 comes from the register of the municipality moved out of",
-                )
-                register = register or self._register(session, lg)
-                register.receive_move_out_certificate(m.payload)
-            elif m.topic == TOPIC_MOVE_IN_NOTICE:
-                refuse_unless(
-                    src_kind == REGISTRY and m.payload.get("to_lg_code") == src_lg and src_lg != lg,
-                    node,
-                    m,
-                    "転入通知 comes from the register of the municipality moved into",
-                )
-                register = register or self._register(session, lg)
-                register.receive_move_in_notice(m.payload)
-            else:
-                raise MessageRefused(node, m.source, m.topic, "unknown topic for a CS")
-        if rows:
-            apply_records(session, CS_TIER, node, rows, now)
-            forward(session, node, pref_node(municipality.pref_code), TOPIC_IDENTITY, onward, now)
+        applied: list[tuple[str, Entries]] = []
+        out: list[Message] = []
+        for node, messages in groups:
+            _kind, lg = node_parts(node)
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            passed: list[Message] = []
+            register: RegistryService | None = None
+            for m in messages:
+                src_kind, src_lg = node_parts(m.source)
+                if m.topic == TOPIC_IDENTITY:
+                    refuse_unless(
+                        m.source == f"{REGISTRY}:{lg}", node, m, "only the municipality's own register"
+                    )
+                    record = IdentityRecord.from_payload(m.payload)
+                    refuse_unless(
+                        record.lg_code == lg, node, m, "the record must belong to this municipality"
+                    )
+                    rows.append((m.message_id, identity_row(record)))
+                    passed.append(m)
+                elif m.topic == TOPIC_MOVE_OUT_CERT:
+                    refuse_unless(
+                        src_kind == REGISTRY and m.payload.get("from_lg_code") == src_lg and src_lg != lg,
+                        node,
+                        m,
+                        "転出証明書情報 comes from the register of the municipality moved out of",
+                    )
+                    register = register or self._register(session, lg)
+                    register.receive_move_out_certificate(m.payload)
+                elif m.topic == TOPIC_MOVE_IN_NOTICE:
+                    refuse_unless(
+                        src_kind == REGISTRY and m.payload.get("to_lg_code") == src_lg and src_lg != lg,
+                        node,
+                        m,
+                        "転入通知 comes from the register of the municipality moved into",
+                    )
+                    register = register or self._register(session, lg)
+                    register.receive_move_in_notice(m.payload)
+                else:
+                    raise MessageRefused(node, m.source, m.topic, "unknown topic for a CS")
+            if rows:
+                applied.append((node, rows))
+                destination = pref_node(self.geo.municipality(lg).pref_code)
+                out.extend(onward(node, destination, TOPIC_IDENTITY, passed))
+        if applied:
+            apply_records_many(session, CS_TIER, applied, now)
+            publish_many(session, out, now=now)
 
     def _register(self, session: Session, lg: str) -> RegistryService:
         return RegistryService(
@@ -181,23 +202,35 @@ class PrefNode:
         self.geo = geography
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
-        _kind, pp = node_parts(node)
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
         prefs: dict[str, str] = {}
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        for m in messages:
-            refuse_unless(
-                m.topic == TOPIC_IDENTITY, node, m, "a prefecture server takes identity records only"
-            )
-            src_kind, src_lg = node_parts(m.source)
-            if src_kind == CS and src_lg not in prefs:
-                prefs[src_lg] = self.geo.municipality(src_lg).pref_code
-            refuse_unless(src_kind == CS and prefs[src_lg] == pp, node, m, "only the CSs of this prefecture")
-            record = IdentityRecord.from_payload(m.payload)
-            refuse_unless(record.lg_code == src_lg, node, m, "a CS sends its own municipality's records only")
-            rows.append((m.message_id, identity_row(record)))
-        apply_records(session, PREF_TIER, node, rows, now)
-        forward(session, node, NATIONAL, TOPIC_IDENTITY, messages, now)
+        applied: list[tuple[str, Entries]] = []
+        out: list[Message] = []
+        for node, messages in groups:
+            _kind, pp = node_parts(node)
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            for m in messages:
+                refuse_unless(
+                    m.topic == TOPIC_IDENTITY, node, m, "a prefecture server takes identity records only"
+                )
+                src_kind, src_lg = node_parts(m.source)
+                if src_kind == CS and src_lg not in prefs:
+                    prefs[src_lg] = self.geo.municipality(src_lg).pref_code
+                refuse_unless(
+                    src_kind == CS and prefs[src_lg] == pp, node, m, "only the CSs of this prefecture"
+                )
+                record = IdentityRecord.from_payload(m.payload)
+                refuse_unless(
+                    record.lg_code == src_lg, node, m, "a CS sends its own municipality's records only"
+                )
+                rows.append((m.message_id, identity_row(record)))
+            applied.append((node, rows))
+            out.extend(onward(node, NATIONAL, TOPIC_IDENTITY, messages))
+        apply_records_many(session, PREF_TIER, applied, now)
+        publish_many(session, out, now=now)
 
 
 class NationalNode:
@@ -211,18 +244,28 @@ class NationalNode:
         self.subscribers = tuple(subscribers)
 
     def __call__(self, session: Session, node: str, messages: list[Message]) -> None:
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
-        rows: list[tuple[str | None, dict[str, Any]]] = []
-        for m in messages:
-            refuse_unless(
-                m.topic == TOPIC_IDENTITY, node, m, "the national server takes identity records only"
-            )
-            src_kind, src_pp = node_parts(m.source)
-            refuse_unless(src_kind == PREF, node, m, "only the prefecture servers")
-            record = IdentityRecord.from_payload(m.payload)
-            # A 地方公共団体コード starts with its prefecture's code.
-            refuse_unless(record.lg_code[:2] == src_pp, node, m, "a prefecture sends its own records only")
-            rows.append((m.message_id, national_row(record)))
-        apply_records(session, NATIONAL_TIER, node, rows, now)
-        for destination in self.subscribers:
-            forward(session, node, destination, TOPIC_IDENTITY, messages, now)
+        applied: list[tuple[str, Entries]] = []
+        out: list[Message] = []
+        for node, messages in groups:
+            rows: list[tuple[str | None, dict[str, Any]]] = []
+            for m in messages:
+                refuse_unless(
+                    m.topic == TOPIC_IDENTITY, node, m, "the national server takes identity records only"
+                )
+                src_kind, src_pp = node_parts(m.source)
+                refuse_unless(src_kind == PREF, node, m, "only the prefecture servers")
+                record = IdentityRecord.from_payload(m.payload)
+                # A 地方公共団体コード starts with its prefecture's code.
+                refuse_unless(
+                    record.lg_code[:2] == src_pp, node, m, "a prefecture sends its own records only"
+                )
+                rows.append((m.message_id, national_row(record)))
+            applied.append((node, rows))
+            for destination in self.subscribers:
+                out.extend(onward(node, destination, TOPIC_IDENTITY, messages))
+        apply_records_many(session, NATIONAL_TIER, applied, now)
+        publish_many(session, out, now=now)

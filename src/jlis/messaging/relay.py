@@ -5,13 +5,15 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jlis.bulk import bulk_insert
 from jlis.clock import Clock
 from jlis.db import transaction
+from jlis.keyset import select_by_keys
 from jlis.messaging.outbox import Message
 from jlis.messaging.tables import InboxRow, OutboxRow
 
@@ -22,6 +24,42 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Session, str, list[Message]], None]
 
 MAX_ATTEMPTS = 5  # a message failing this often is parked rather than retried for ever
+
+
+@runtime_checkable
+class GroupHandler(Protocol):
+    """A handler that can also apply many nodes' batches in one call (a fixed number of statements
+    for the whole round instead of per node): ``groups`` are ``(node, messages)`` pairs, each node
+    once, each list in sequence order, with the same effect as calling the handler per node in
+    that order. A handler without ``apply_groups`` is called node by node."""
+
+    def __call__(self, session: Session, node: str, messages: list[Message], /) -> None: ...
+
+    def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]], /) -> None: ...
+
+
+_O: Table = OutboxRow.__table__  # type: ignore[assignment]
+_INBOX: Table = InboxRow.__table__  # type: ignore[assignment]
+_COLUMNS = (_O.c.seq, _O.c.message_id, _O.c.source, _O.c.destination, _O.c.topic, _O.c.key, _O.c.payload)
+_PARKED_KEYS = (
+    select(_O.c.key).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).scalar_subquery()
+)
+# Statements built once: each round only binds parameters.
+_PENDING = (
+    select(*_COLUMNS)
+    .where(_O.c.delivered_at.is_(None), _O.c.key.not_in(_PARKED_KEYS))
+    .order_by(_O.c.seq)
+    .limit(bindparam("limit"))
+)
+_PARKED = (
+    select(*_COLUMNS).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).order_by(_O.c.seq)
+)
+_ACK = update(_O).where(_O.c.seq.in_(bindparam("seqs", expanding=True))).values(delivered_at=bindparam("now"))
+_FAIL = (
+    update(_O)
+    .where(_O.c.seq == bindparam("k_seq"))
+    .values(attempts=_O.c.attempts + 1, last_error=bindparam("v_error"))
+)
 
 
 @dataclass
@@ -61,18 +99,7 @@ class Relay:
         (left for an operator, see :func:`parked`), and so is everything behind it with the same
         key, so order per key holds while other keys flow on."""
         with self._factory() as s:
-            parked_keys = (
-                select(OutboxRow.key)
-                .where(OutboxRow.delivered_at.is_(None), OutboxRow.attempts >= MAX_ATTEMPTS)
-                .scalar_subquery()
-            )
-            rows = s.execute(
-                select(OutboxRow)
-                .where(OutboxRow.delivered_at.is_(None), OutboxRow.key.not_in(parked_keys))
-                .order_by(OutboxRow.seq)
-                .limit(limit)
-            ).scalars()
-            return [_message(r) for r in rows]
+            return [_message(r) for r in s.execute(_PENDING, {"limit": limit})]
 
     def run_once(self, batch: int = 1000) -> int:
         """Deliver up to ``batch`` pending messages; return how many were handled."""
@@ -82,19 +109,32 @@ class Relay:
         by_destination: dict[str, list[Message]] = {}
         for m in messages:
             by_destination.setdefault(m.destination, []).append(m)
-        done: list[int] = []
+        groups: list[tuple[str, Handler, list[Message]]] = []
         for destination, group in by_destination.items():
             handler = self._handler_for(destination)
             if handler is None:
                 log.warning("no handler for destination %s; %d messages wait", destination, len(group))
                 self._fail(group[0], LookupError(f"no handler for destination {destination}"))
                 continue
-            try:
-                self._apply(destination, handler, group)
-                done.extend(m.seq for m in group)
-            except Exception:
-                log.exception("batch to %s failed; retrying one message at a time", destination)
-                done.extend(self._apply_one_by_one(destination, handler, group))
+            groups.append((destination, handler, group))
+        done: list[int] = []
+        try:
+            # The nodes share this database, so one transaction carries the whole round: each
+            # node's inbox still makes its part idempotent. Nodes on separate databases would
+            # each get their own transaction, which is what the fallback below does.
+            with transaction(self._factory) as s:
+                self._apply_in(s, groups)
+                self._crash_hook("inside-apply")
+            done = [m.seq for _, _, group in groups for m in group]
+        except Exception:
+            log.exception("a round of %d messages failed; retrying node by node", len(messages))
+            for destination, handler, group in groups:
+                try:
+                    self._apply(destination, handler, group)
+                    done.extend(m.seq for m in group)
+                except Exception:
+                    log.exception("batch to %s failed; retrying one message at a time", destination)
+                    done.extend(self._apply_one_by_one(destination, handler, group))
         self._crash_hook("after-apply-before-ack")
         self._ack(done)
         self._crash_hook("after-ack")
@@ -111,27 +151,44 @@ class Relay:
 
     def _apply(self, destination: str, handler: Handler, group: list[Message]) -> None:
         with transaction(self._factory) as s:
-            ids = [m.message_id for m in group]
-            seen: set[str] = set()
-            for chunk in _chunks(ids, 500):
-                seen.update(
-                    s.execute(
-                        select(InboxRow.message_id).where(
-                            InboxRow.node == destination, InboxRow.message_id.in_(chunk)
-                        )
-                    ).scalars()
-                )
-            fresh = [m for m in group if m.message_id not in seen]
+            self._apply_in(s, [(destination, handler, group)])
+            self._crash_hook("inside-apply")
+
+    def _apply_in(self, s: Session, groups: list[tuple[str, Handler, list[Message]]]) -> None:
+        """Apply the groups (one per destination) in the caller's transaction: skip what each
+        node's inbox already holds, hand the rest to the handlers (all groups of a handler in one
+        call where it can take them), then record the applied ids in the inboxes."""
+        seen = {
+            (r[0], r[1])
+            for r in select_by_keys(
+                s,
+                _INBOX,
+                ("node", "message_id"),
+                [(d, m.message_id) for d, _, group in groups for m in group],
+                ("node", "message_id"),
+            )
+        }
+        # Per handler, its fresh groups in the order the destinations first appear in the round.
+        calls: dict[int, tuple[Handler, list[tuple[str, list[Message]]]]] = {}
+        inbox: list[tuple[str, str]] = []
+        delivered = 0
+        for destination, handler, group in groups:
+            delivered += len(group)
+            fresh = [m for m in group if (destination, m.message_id) not in seen] if seen else group
             self.stats.duplicates += len(group) - len(fresh)
             if fresh:
-                handler(s, destination, fresh)
-                now = self._clock.now()
-                s.execute(
-                    insert(InboxRow),
-                    [{"node": destination, "message_id": m.message_id, "applied_at": now} for m in fresh],
-                )
-            self._crash_hook("inside-apply")
-        self.stats.delivered += len(group)
+                calls.setdefault(id(handler), (handler, []))[1].append((destination, fresh))
+                inbox.extend((destination, m.message_id) for m in fresh)
+        for handler, handler_groups in calls.values():
+            if isinstance(handler, GroupHandler):
+                handler.apply_groups(s, handler_groups)
+            else:
+                for destination, fresh in handler_groups:
+                    handler(s, destination, fresh)
+        if inbox:
+            now = self._clock.now()
+            bulk_insert(s, _INBOX, [{"node": n, "message_id": i, "applied_at": now} for n, i in inbox])
+        self.stats.delivered += delivered
 
     def _apply_one_by_one(self, destination: str, handler: Handler, group: list[Message]) -> list[int]:
         done: list[int] = []
@@ -150,11 +207,7 @@ class Relay:
     def _fail(self, m: Message, exc: Exception) -> None:
         self.stats.failed += 1
         with transaction(self._factory) as s:
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.seq == m.seq)
-                .values(attempts=OutboxRow.attempts + 1, last_error=repr(exc)[:2000])
-            )
+            s.execute(_FAIL, {"k_seq": m.seq, "v_error": repr(exc)[:2000]})
 
     def _ack(self, seqs: list[int]) -> None:
         if not seqs:
@@ -162,7 +215,7 @@ class Relay:
         now = self._clock.now()
         with transaction(self._factory) as s:
             for chunk in _chunks(seqs, 500):
-                s.execute(update(OutboxRow).where(OutboxRow.seq.in_(chunk)).values(delivered_at=now))
+                s.execute(_ACK, {"seqs": chunk, "now": now})
 
 
 T = TypeVar("T")
@@ -175,16 +228,12 @@ def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
 
 def parked(session: Session) -> list[Message]:
     """Messages that failed ``MAX_ATTEMPTS`` times: they and their key wait for an operator."""
-    rows = session.execute(
-        select(OutboxRow)
-        .where(OutboxRow.delivered_at.is_(None), OutboxRow.attempts >= MAX_ATTEMPTS)
-        .order_by(OutboxRow.seq)
-    ).scalars()
-    return [_message(r) for r in rows]
+    return [_message(r) for r in session.execute(_PARKED)]
 
 
-def _message(r: OutboxRow) -> Message:
-    return Message(r.message_id, r.source, r.destination, r.topic, r.key, json.loads(r.payload), r.seq)
+def _message(r: Sequence[Any]) -> Message:
+    seq, message_id, source, destination, topic, key, payload = r
+    return Message(message_id, source, destination, topic, key, json.loads(payload), seq, payload)
 
 
 def pending_counts(session: Session, destinations: Sequence[str]) -> Counter[tuple[str, str]]:

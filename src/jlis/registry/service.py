@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
@@ -22,7 +22,8 @@ from jlis.clock import Clock
 from jlis.codes import LgCode, MyNumber, NumberAuthority, ResidentCode
 from jlis.errors import InvalidInput, NotFound, RuleViolation
 from jlis.masters import Geography, Municipality
-from jlis.messaging import publish
+from jlis.messaging import Message, publish_many
+from jlis.messaging.outbox import new_message_id
 from jlis.registry.events import (
     TOPIC_FUHYO,
     TOPIC_IDENTITY,
@@ -111,6 +112,35 @@ class MoveOutCertificate:
     honseki_lg_code: str | None = None
 
 
+class _Outgoing:
+    """History rows and outbox messages of one session's changes, written together just before
+    the session commits (or before anything reads them back): one executemany per table instead
+    of a statement per change. A rollback drops them with everything else."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.history: list[dict[str, object]] = []
+        self.messages: list[Message] = []
+        self.now: dt.datetime | None = None
+        event.listen(session, "before_commit", self._before_commit)
+        event.listen(session, "after_rollback", self._after_rollback)
+
+    def write(self) -> None:
+        if self.history:
+            self.session.execute(insert(HistoryRow), self.history)
+            self.history = []
+        if self.messages:
+            assert self.now is not None
+            publish_many(self.session, self.messages, now=self.now)
+            self.messages = []
+
+    def _before_commit(self, _session: Session) -> None:
+        self.write()
+
+    def _after_rollback(self, _session: Session) -> None:
+        self.history, self.messages = [], []
+
+
 class RegistryService:
     def __init__(
         self,
@@ -133,6 +163,18 @@ class RegistryService:
         self.numbers = numbers
         self.rng = rng
         self.staff = staff
+        self._out = _Outgoing(session)
+        self._households: dict[int, HouseholdRow] = {}
+
+    def _send(self, destination: str, topic: str, key: str, payload: dict[str, object]) -> None:
+        self._out.now = self.clock.now()
+        self._out.messages.append(
+            Message(new_message_id(), registry_node(self.lg_code), destination, topic, key, payload)
+        )
+
+    def flush(self) -> None:
+        """Write the buffered history and messages now (they are written at commit anyway)."""
+        self._out.write()
 
     # ------------------------------------------------------------------ reads (audited)
 
@@ -200,6 +242,7 @@ class RegistryService:
     def history(self, resident_id: int) -> list[HistoryEntry]:
         row = self._row(resident_id)
         self._audit_read(row, "履歴閲覧")
+        self._out.write()
         rows = self.s.execute(
             select(HistoryRow).where(HistoryRow.resident_id == row.id).order_by(HistoryRow.version)
         ).scalars()
@@ -313,20 +356,17 @@ class RegistryService:
             hh.head_resident_id = row.id
         reason = ChangeReason.SPECIAL_MOVE_IN if special else ChangeReason.MOVE_IN
         view = self._commit_change(row, reason, moved_on, notified, f"{certificate.previous_address}から転入")
-        publish(
-            self.s,
-            source=registry_node(self.lg_code),
-            destination=cs_node(from_lg),
-            topic=TOPIC_MOVE_IN_NOTICE,
-            key=code,
-            payload={
+        self._send(
+            cs_node(from_lg),
+            TOPIC_MOVE_IN_NOTICE,
+            code,
+            {
                 "resident_code": code,
                 "certificate_no": certificate.certificate_no,
                 "to_lg_code": self.lg_code,
                 "to_address": view.address.text,
                 "moved_on": moved_on.isoformat(),
             },
-            now=self.clock.now(),
         )
         return view
 
@@ -415,15 +455,7 @@ class RegistryService:
             )
         )
         if special and dest:
-            publish(
-                self.s,
-                source=registry_node(self.lg_code),
-                destination=cs_node(dest),
-                topic=TOPIC_MOVE_OUT_CERT,
-                key=row.resident_code,
-                payload=json.loads(_certificate_to_json(cert)),
-                now=self.clock.now(),
-            )
+            self._send(cs_node(dest), TOPIC_MOVE_OUT_CERT, row.resident_code, certificate_to_payload(cert))
         return view, cert
 
     def receive_move_out_certificate(self, payload: dict[str, object]) -> None:
@@ -641,8 +673,8 @@ class RegistryService:
         new_code = self.numbers.new_resident_code(self.rng, self.lg_code)
         row.resident_code = new_code
         row.my_number = self.numbers.my_number_for(new_code)
-        self.numbers.retire_resident_code(ResidentCode(old_code))
-        self.numbers.retire_my_number(MyNumber(old_number))
+        self.numbers.retire_resident_code(ResidentCode(old_code), lg_code=self.lg_code)
+        self.numbers.retire_my_number(MyNumber(old_number), resident_code=old_code)
         return self._commit_change(
             row, ChangeReason.CODE_CHANGE, notified, notified, "住民票コード変更", previous_code=old_code
         )
@@ -653,6 +685,7 @@ class RegistryService:
         hh = HouseholdRow(lg_code=self.lg_code, household_no="", created_on=created_on)
         self.s.add(hh)
         self.s.flush()
+        self._households[hh.id] = hh
         hh.household_no = f"{hh.id:010d}"
         return hh
 
@@ -676,7 +709,17 @@ class RegistryService:
             raise InvalidInput(field, err.rule) from err
 
     def _row(self, resident_id: int) -> ResidentRow:
-        row = self.s.get(ResidentRow, resident_id)
+        # One query loads the record with its household: every change shows both afterwards.
+        found = self.s.execute(
+            select(ResidentRow, HouseholdRow)
+            .join(HouseholdRow, HouseholdRow.id == ResidentRow.household_id)
+            .where(ResidentRow.id == resident_id)
+        ).first()
+        row = found[0] if found else None
+        if found:
+            # The session's identity map holds objects weakly: keep the household alive so that
+            # showing the record afterwards needs no second query.
+            self._households[found[1].id] = found[1]
         # Another municipality's record answers exactly like a missing one: staff are scoped to
         # their own 団体 and must not learn that a record exists elsewhere (fails closed).
         if row is None or row.lg_code != self.lg_code:
@@ -693,7 +736,9 @@ class RegistryService:
         return row
 
     def _household(self, household_id: int | None) -> HouseholdRow:
-        hh = self.s.get(HouseholdRow, household_id) if household_id is not None else None
+        hh = None
+        if household_id is not None:
+            hh = self._households.get(household_id) or self.s.get(HouseholdRow, household_id)
         if hh is None or hh.lg_code != self.lg_code:
             raise NotFound("世帯", str(household_id))
         return hh
@@ -872,23 +917,23 @@ class RegistryService:
         row.last_reason, row.last_change_date = reason, change_date
         if reason not in (ChangeReason.MOVE_OUT_CONFIRMED,):
             row.notified_on = notified_on
-        self.s.flush()
         view = self._view(row)
-        self.s.add(
-            HistoryRow(
-                resident_id=row.id,
-                version=row.version,
-                reason=reason,
-                change_date=change_date,
-                notified_on=notified_on,
-                recorded_at=now,
-                staff=staff or self.staff,
-                summary=summary[:400],
-                snapshot=json.dumps(snapshot(view), ensure_ascii=False),
-            )
+        self._out.now = now
+        self._out.history.append(
+            {
+                "resident_id": row.id,
+                "version": row.version,
+                "reason": reason.value,
+                "change_date": change_date,
+                "notified_on": notified_on,
+                "recorded_at": now,
+                "staff": staff or self.staff,
+                "summary": summary[:400],
+                "snapshot": json.dumps(snapshot(view), ensure_ascii=False),
+            }
         )
         if reason in NOTIFIED_REASONS:
-            publish_identity(self.s, view, reason, change_date, now, previous_code)
+            self._out.messages.extend(identity_messages(view, reason, change_date, now, previous_code))
         return view
 
     def _audit_read(self, row: ResidentRow, purpose: str) -> None:
@@ -907,7 +952,7 @@ class RegistryService:
         )
 
     def _view(self, row: ResidentRow) -> ResidentView:
-        hh = self.s.get(HouseholdRow, row.household_id)
+        hh = self._households.get(row.household_id) or self.s.get(HouseholdRow, row.household_id)
         assert hh is not None
         return ResidentView(
             id=row.id,
@@ -969,26 +1014,18 @@ def identity_record(
     )
 
 
-def publish_identity(
-    session: Session,
+def identity_messages(
     view: ResidentView,
     reason: ChangeReason,
     change_date: dt.date,
     now: dt.datetime,
     previous_code: str | None = None,
-) -> None:
+) -> list[Message]:
     """The CS連携: every change of 本人確認情報 leaves for the CS, and, for a person whose 本籍 is
     in Japan, the address news leaves for the 本籍地 that keeps the 戸籍の附票."""
     record = identity_record(view, reason, change_date, now, previous_code)
-    publish(
-        session,
-        source=registry_node(view.lg_code),
-        destination=cs_node(view.lg_code),
-        topic=TOPIC_IDENTITY,
-        key=previous_code or view.resident_code,
-        payload=record.to_payload(),
-        now=now,
-    )
+    source, key = registry_node(view.lg_code), previous_code or view.resident_code
+    out = [Message(new_message_id(), source, cs_node(view.lg_code), TOPIC_IDENTITY, key, record.to_payload())]
     if view.honseki_lg_code:
         notice = FuhyoNotice(
             resident_code=view.resident_code,
@@ -1006,15 +1043,17 @@ def publish_identity(
             recorded_at=now,
             previous_resident_code=previous_code,
         )
-        publish(
-            session,
-            source=registry_node(view.lg_code),
-            destination=f"honseki:{view.honseki_lg_code}",
-            topic=TOPIC_FUHYO,
-            key=previous_code or view.resident_code,
-            payload=notice.to_payload(),
-            now=now,
+        out.append(
+            Message(
+                new_message_id(),
+                source,
+                f"honseki:{view.honseki_lg_code}",
+                TOPIC_FUHYO,
+                key,
+                notice.to_payload(),
+            )
         )
+    return out
 
 
 def snapshot(view: ResidentView) -> dict[str, object]:
