@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
 
+from jlis.db import UtcDateTime
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Created by the audit package's own DDL (see jlis.audit.tables.APPEND_ONLY_DDL), not by the metadata.
+UNMANAGED_TABLES = {"audit_purge_permit"}
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    return not (type_ == "table" and name in UNMANAGED_TABLES)
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    # UtcDateTime converts in Python only; in the schema it is a timezone-aware DateTime.
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def alembic_config(url: str) -> Config:

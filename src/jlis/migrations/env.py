@@ -6,15 +6,25 @@ from __future__ import annotations
 from alembic import context
 
 from jlis.db import Base, import_all_tables, make_engine
+from jlis.migrate import include_object, render_item
 from jlis.settings import load_settings
 
 import_all_tables()
 config = context.config
+
+
 url = config.get_main_option("sqlalchemy.url") or load_settings().resolved_database_url
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=url,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        include_object=include_object,
+        render_item=render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -26,6 +36,8 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=include_object,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()
