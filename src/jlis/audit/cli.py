@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
 from jlis.audit.service import AuditEntry, AuditLog, list_chains
-from jlis.db import make_engine, make_session_factory
-from jlis.settings import load_settings
+from jlis.cli.options import DatabaseOpt, database_session
 
 app = typer.Typer(help="Append-only, hash-chained audit logs.", no_args_is_help=True)
 
 ChainOpt = Annotated[str | None, typer.Option("--chain", help="One chain (default: every chain).")]
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
-]
 
 
-@contextmanager
-def _session(database_url: str | None) -> Iterator[Session]:
-    """One read transaction (one snapshot where the database gives one); the engine dies with it."""
-    engine = make_engine(database_url or load_settings().resolved_database_url)
-    try:
-        with make_session_factory(engine)() as session, session.begin():
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _chains(session: Session, chain: str | None) -> list[str]:
@@ -46,7 +31,7 @@ def _chains(session: Session, chain: str | None) -> list[str]:
 def verify(chain: ChainOpt = None, database_url: DatabaseOpt = None) -> None:
     """Recompute every hash; exit 1 if any chain was tampered with."""
     tampered = False
-    with _session(database_url) as session:
+    with database_session(database_url, reader=True) as session:
         names = _chains(session, chain)
         if not names:
             typer.echo("no audit chains")
@@ -89,7 +74,7 @@ def show(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Print entries: chain, seq, time (JST), actor, action, subject, details (tab-separated)."""
-    with _session(database_url) as session:
+    with database_session(database_url, reader=True) as session:
         for name in _chains(session, chain):
             for entry in AuditLog(name).entries(
                 session, subject=subject, limit=limit, newest_first=newest_first

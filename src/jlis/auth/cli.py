@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from jlis.auth import service
 from jlis.auth.models import PrincipalKind
-from jlis.db import make_engine, make_session_factory
-from jlis.errors import JlisError
-from jlis.settings import load_settings
+from jlis.cli.options import DatabaseOpt, database_session
 
 app = typer.Typer(help="Staff, operator and agency accounts.", no_args_is_help=True)
 
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
-]
 
 
-@contextmanager
-def _session(database_url: str | None) -> Iterator[Session]:
-    engine = make_engine(database_url or load_settings().resolved_database_url)
-    try:
-        with make_session_factory(engine)() as session, session.begin():
-            yield session
-    except JlisError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
 
 
 def _password(given: str | None) -> str:
@@ -65,7 +46,7 @@ def add_user(
     secret = _password(password)
     geography = load_geography() if kind is PrincipalKind.MUNICIPAL_STAFF else None
     table = load_provision_table() if kind is PrincipalKind.AGENCY else None
-    with _session(database_url) as s:
+    with database_session(database_url) as s:
         p = service.create_principal(
             s,
             username=username,
@@ -85,7 +66,7 @@ def add_user(
 @app.command("list")
 def list_users(database_url: DatabaseOpt = None) -> None:
     """Every user with kind, scope and whether it is disabled."""
-    with _session(database_url) as s:
+    with database_session(database_url) as s:
         rows = service.list_principals(s)
     for p, disabled in rows:
         scope = p.lg_code or p.agency_id or "-"
@@ -101,7 +82,7 @@ def set_password(
 ) -> None:
     """Set a new password; the user's sessions and tokens end."""
     secret = _password(password)
-    with _session(database_url) as s:
+    with database_session(database_url) as s:
         service.set_password(s, username, secret)
     typer.echo(f"password of {username} set")
 
@@ -109,13 +90,13 @@ def set_password(
 @app.command("disable")
 def disable(username: str, database_url: DatabaseOpt = None) -> None:
     """Refuse the user's sign-in from now on; open sessions and tokens end at once."""
-    with _session(database_url) as s:
+    with database_session(database_url) as s:
         service.set_disabled(s, username, True)
     typer.echo(f"{username} disabled")
 
 
 @app.command("enable")
 def enable(username: str, database_url: DatabaseOpt = None) -> None:
-    with _session(database_url) as s:
+    with database_session(database_url) as s:
         service.set_disabled(s, username, False)
     typer.echo(f"{username} enabled")

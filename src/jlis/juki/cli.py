@@ -9,16 +9,10 @@ from typing import Annotated
 
 import typer
 
+from jlis.cli.options import DatabaseOpt, database, database_session
 from jlis.clock import SystemClock
-from jlis.db import make_engine, make_session_factory, transaction
-from jlis.errors import JlisError
-from jlis.settings import load_settings
 
 app = typer.Typer(help="住基ネット: relay, provision log disclosure.", no_args_is_help=True)
-
-DatabaseOpt = Annotated[
-    str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
-]
 
 
 @app.command()
@@ -35,9 +29,8 @@ def relay(
     from jlis.masters import load_geography
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = make_engine(database_url or load_settings().resolved_database_url)
-    try:
-        r = build_relay(make_session_factory(engine), SystemClock(), load_geography())
+    with database(database_url) as factory:
+        r = build_relay(factory, SystemClock(), load_geography())
         if once:
             started = time.perf_counter()
             n = r.drain(batch)
@@ -52,8 +45,6 @@ def relay(
                 worker.join(1.0)
         except KeyboardInterrupt:
             worker.stop()
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -69,17 +60,10 @@ def disclose(
     from jlis.juki.provision import ProvisionService
     from jlis.masters import load_provision_table
 
-    engine = make_engine(database_url or load_settings().resolved_database_url)
-    try:
-        with transaction(make_session_factory(engine)) as s:
-            entries = ProvisionService(s, SystemClock(), load_provision_table()).disclose(
-                resident_code, requested_by=requested_by
-            )
-    except JlisError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with database_session(database_url) as s:
+        entries = ProvisionService(s, SystemClock(), load_provision_table()).disclose(
+            resident_code, requested_by=requested_by
+        )
     if not entries:
         typer.echo("提供記録なし (no provision recorded)")
     for e in entries:

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, text, upda
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from jlis.bulk import bulk_insert
+from jlis.bulk import bulk_insert, bulk_update
 from jlis.juki.tables import nodes, utc
 from jlis.keyset import select_by_keys
 
@@ -168,12 +168,16 @@ def apply_records_many(
     if inserts:
         bulk_insert(session, cur, list(inserts.values()))
     if updates:
-        params = [
-            {"k_code": code, "k_node": node, "v_applied_at": now}
-            | {f"v_{c}": row[c] for c in tier.record_columns if c != "resident_code"}
-            for (node, code), row in updates.items()
-        ]
-        session.execute(tier.update_stmt, params)
+        columns = tier.record_columns
+        bulk_update(
+            session,
+            cur,
+            ("node", "resident_code") if keyed else ("resident_code",),
+            [
+                {c: row[c] for c in columns} | {"applied_at": now} | ({"node": k} if keyed else {})
+                for (k, _code), row in updates.items()
+            ],
+        )
     if supersede:
         session.execute(tier.supersede_stmt, supersede)
     bulk_insert(session, tier.history, history)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,29 @@ def staff_of_path(
 
 def registry(session: Session, container: Container, lg_code: str, principal: Principal) -> RegistryService:
     return container.registry(session, lg_code, principal.actor)
+
+
+T = TypeVar("T")
+
+
+def at_counter(
+    request: Request, lg_code: str, principal: Principal, action: Callable[[RegistryService], T]
+) -> T:
+    """Run one counter action in its own transaction, then wake the relay so the change leaves now."""
+    container = get_container(request)
+    with transaction(container.factory) as s:
+        result = action(registry(s, container, lg_code, principal))
+    poke_relay(request)
+    return result
+
+
+def reading(
+    request: Request, lg_code: str, principal: Principal, action: Callable[[RegistryService], T]
+) -> T:
+    """A read at the counter: its own transaction, which also holds the audit entries it writes."""
+    container = get_container(request)
+    with transaction(container.factory) as s:
+        return action(registry(s, container, lg_code, principal))
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -507,19 +531,15 @@ def search(
     include_removed: bool = False,
     principal: Principal = Depends(staff_of_path),
 ) -> list[ResidentOut]:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        views = registry(s, container, lg_code, principal).search(q, include_removed=include_removed)
-        return [ResidentOut.of(v) for v in views]
+    views = reading(request, lg_code, principal, lambda svc: svc.search(q, include_removed=include_removed))
+    return [ResidentOut.of(v) for v in views]
 
 
 @router.get("/residents/{resident_id}", summary="住民票", response_model=ResidentOut, responses=ERRORS)
 def get_resident(
     lg_code: str, resident_id: int, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        return ResidentOut.of(registry(s, container, lg_code, principal).get(resident_id))
+    return ResidentOut.of(reading(request, lg_code, principal, lambda svc: svc.get(resident_id)))
 
 
 @router.get(
@@ -528,9 +548,9 @@ def get_resident(
 def get_history(
     lg_code: str, resident_id: int, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> list[HistoryOut]:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        return [HistoryOut.of(h) for h in registry(s, container, lg_code, principal).history(resident_id)]
+    return [
+        HistoryOut.of(h) for h in reading(request, lg_code, principal, lambda svc: svc.history(resident_id))
+    ]
 
 
 @router.get(
@@ -539,12 +559,8 @@ def get_history(
 def get_household(
     lg_code: str, household_id: int, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> list[ResidentOut]:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        return [
-            ResidentOut.of(v)
-            for v in registry(s, container, lg_code, principal).household_members(household_id)
-        ]
+    members = reading(request, lg_code, principal, lambda svc: svc.household_members(household_id))
+    return [ResidentOut.of(v) for v in members]
 
 
 @router.get(
@@ -556,11 +572,8 @@ def get_household(
 def received_certificates(
     lg_code: str, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> list[CertificateOut]:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        return [
-            CertificateOut.of(c) for c in registry(s, container, lg_code, principal).received_certificates()
-        ]
+    certificates = reading(request, lg_code, principal, lambda svc: svc.received_certificates())
+    return [CertificateOut.of(c) for c in certificates]
 
 
 @router.get(
@@ -594,11 +607,9 @@ def birth(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(apply_birth(registry(s, container, lg_code, principal), household_id, body))
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_birth(svc, household_id, body))
+    )
 
 
 @router.post(
@@ -611,11 +622,7 @@ def birth(
 def move_in(
     lg_code: str, body: MoveInIn, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(apply_move_in(registry(s, container, lg_code, principal), body))
-    poke_relay(request)
-    return result
+    return at_counter(request, lg_code, principal, lambda svc: ResidentOut.of(apply_move_in(svc, body)))
 
 
 @router.post(
@@ -628,11 +635,9 @@ def move_in(
 def special_move_in(
     lg_code: str, body: SpecialMoveInIn, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(apply_special_move_in(registry(s, container, lg_code, principal), body))
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_special_move_in(svc, body))
+    )
 
 
 @router.post(
@@ -648,12 +653,8 @@ def move_out(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> MoveOutOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        view, cert = apply_move_out(registry(s, container, lg_code, principal), resident_id, body)
-        result = MoveOutOut(resident=ResidentOut.of(view), certificate=CertificateOut.of(cert))
-    poke_relay(request)
-    return result
+    view, cert = at_counter(request, lg_code, principal, lambda svc: apply_move_out(svc, resident_id, body))
+    return MoveOutOut(resident=ResidentOut.of(view), certificate=CertificateOut.of(cert))
 
 
 @router.post(
@@ -670,14 +671,12 @@ def relocation(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> list[ResidentOut]:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = [
-            ResidentOut.of(v)
-            for v in apply_relocation(registry(s, container, lg_code, principal), resident_id, body)
-        ]
-    poke_relay(request)
-    return result
+    return at_counter(
+        request,
+        lg_code,
+        principal,
+        lambda svc: [ResidentOut.of(v) for v in apply_relocation(svc, resident_id, body)],
+    )
 
 
 @router.post("/residents/{resident_id}/death", summary="死亡", response_model=ResidentOut, responses=ERRORS)
@@ -688,11 +687,9 @@ def death(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(apply_death(registry(s, container, lg_code, principal), resident_id, body))
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_death(svc, resident_id, body))
+    )
 
 
 @router.post(
@@ -705,13 +702,9 @@ def name_change(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(
-            apply_name_change(registry(s, container, lg_code, principal), resident_id, body)
-        )
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_name_change(svc, resident_id, body))
+    )
 
 
 @router.post(
@@ -724,13 +717,9 @@ def correction(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(
-            apply_correction(registry(s, container, lg_code, principal), resident_id, body)
-        )
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_correction(svc, resident_id, body))
+    )
 
 
 @router.post(
@@ -747,10 +736,6 @@ def code_change(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
-    container = get_container(request)
-    with transaction(container.factory) as s:
-        result = ResidentOut.of(
-            apply_code_change(registry(s, container, lg_code, principal), resident_id, body)
-        )
-    poke_relay(request)
-    return result
+    return at_counter(
+        request, lg_code, principal, lambda svc: ResidentOut.of(apply_code_change(svc, resident_id, body))
+    )
