@@ -154,7 +154,8 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     args = ap.parse_args()
     print(
-        f"propagation benchmark: 10 municipalities in 2 prefectures, {args.per_tx} changes per transaction — {machine()}"
+        f"propagation benchmark: 10 municipalities in 2 prefectures, "
+        f"{args.per_tx} changes per transaction — {machine()}"
     )
     if not args.no_sqlite:
         r = run(fresh_sqlite("propagation"), args.changes, args.per_tx, args.residents)
@@ -168,7 +169,8 @@ def main() -> None:
         report(
             "postgresql",
             r,
-            f"  pgbench {tps:,.0f} tps, ratio {ratio:.2f} (target ≥ 1.0: {'met' if ratio >= 1 else 'NOT met'})",
+            f"  pgbench {tps:,.0f} tps, ratio {ratio:.2f} "
+            f"(target ≥ 1.0: {'met' if ratio >= 1 else 'NOT met'})",
         )
 
 

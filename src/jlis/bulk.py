@@ -38,30 +38,40 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
-    """Set the other columns of each row where its ``keys`` columns match (rows with the same
-    columns, keys unique), in the caller's transaction: one ``UPDATE ... FROM unnest(...)`` on
-    PostgreSQL, a raw executemany elsewhere. Returns the number of rows given."""
+    """Set the other columns of each row where its ``keys`` columns match, in the caller's
+    transaction. Rows have the same columns; each must match exactly one row (a unique key), or
+    ``LookupError`` is raised (the caller's transaction then rolls back).
+
+    PostgreSQL: one statement. The keys are found by index seeks (a LATERAL subquery per key, not
+    flattened), then the rows by their ``ctid``: a plain ``UPDATE ... FROM unnest(...)`` gets a
+    hash join over the whole table while its statistics are young. A row changed concurrently
+    between the seek and the update would be skipped (its ctid moved): the count check turns that
+    into an error. Elsewhere: a raw executemany."""
     if not rows:
         return 0
     columns = list(rows[0].keys())
     sets = [c for c in columns if c not in keys]
-    if session.get_bind().dialect.name == "postgresql":
-        conn = session.connection()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
         arrays = ", ".join(f"CAST(%s AS {table.c[c].type.compile(dialect=conn.dialect)}[])" for c in columns)
         names = ", ".join(f'"{c}"' for c in columns)
         assign = ", ".join(f'"{c}" = v."{c}"' for c in sets)
-        match = " AND ".join(f't."{k}" = v."{k}"' for k in keys)
-        conn.exec_driver_sql(
-            f'UPDATE "{table.name}" AS t SET {assign} FROM unnest({arrays}) AS v({names}) WHERE {match}',
+        seek = " AND ".join(f'x."{k}" = k."{k}"' for k in keys)
+        result = conn.exec_driver_sql(
+            f'UPDATE "{table.name}" AS t SET {assign} FROM (SELECT k.*, f.ctid AS tid '
+            f"FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL "
+            f'(SELECT x.ctid FROM "{table.name}" AS x WHERE {seek} OFFSET 0) AS f) '
+            "AS v WHERE t.ctid = v.tid",
             tuple([row[c] for row in rows] for c in columns),
         )
     else:
-        conn = session.connection()
         order = sets + list(keys)
         assign = ", ".join(f'"{c}" = ?' for c in sets)
         match = " AND ".join(f'"{k}" = ?' for k in keys)
         values = _sqlite_values(conn.dialect, table, order, rows)
-        conn.exec_driver_sql(f'UPDATE "{table.name}" SET {assign} WHERE {match}', values)
+        result = conn.exec_driver_sql(f'UPDATE "{table.name}" SET {assign} WHERE {match}', values)
+    if result.rowcount != len(rows):
+        raise LookupError(f"{table.name}: {result.rowcount} of {len(rows)} rows to update were found")
     return len(rows)
 
 

@@ -6,7 +6,8 @@ table, one index seek per key:
 
 - SQLite: ``json_each(:keys) CROSS JOIN t ON t.a = k.value ->> 0 AND t.b = k.value ->> 1`` (CROSS
   JOIN keeps the key list as the outer loop, so the table is searched by its index);
-- PostgreSQL: ``unnest(:a::text[], :b::text[]) AS k(a, b) JOIN t ON t.a = k.a AND t.b = k.b``.
+- PostgreSQL: ``unnest(:a::text[], :b::text[]) AS k(a, b) CROSS JOIN LATERAL (SELECT ... FROM t
+  WHERE t.a = k.a AND t.b = k.b OFFSET 0)``, a nested loop of index seeks whatever the statistics.
 
 Keys are strings (codes, node names, message ids). Result columns keep their types (result
 processors apply, so a ``UtcDateTime`` comes back aware).
@@ -31,7 +32,12 @@ def _statement(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple
         arrays = ", ".join(f"CAST(:k{i} AS text[])" for i in range(len(keys)))
         names = ", ".join(f"k{i}" for i in range(len(keys)))
         on = " AND ".join(f't."{c}" = k.k{i}' for i, c in enumerate(keys))
-        sql = f'SELECT {out} FROM unnest({arrays}) AS k({names}) JOIN "{table.name}" AS t ON {on}'
+        # LATERAL ... OFFSET 0 keeps the subquery from being flattened into a join, so each key
+        # is an index seek even when stale statistics make a small table look cheap to hash whole.
+        sql = (
+            f"SELECT {out} FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL "
+            f'(SELECT {out} FROM "{table.name}" AS t WHERE {on} OFFSET 0) AS t'
+        )
     else:
         if len(keys) == 1:
             on = f't."{keys[0]}" = k.value'

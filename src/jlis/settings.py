@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class Settings:
         return self.key_dir if str(self.key_dir) not in ("", ".") else self.data_dir / "keys"
 
 
-def _from_mapping(base: Settings, values: dict[str, object]) -> Settings:
+def _from_mapping(base: Settings, values: Mapping[str, object]) -> Settings:
     changes: dict[str, object] = {}
     for key, raw in values.items():
         key = key.lower()

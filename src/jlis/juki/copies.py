@@ -62,13 +62,6 @@ class Tier:
         return cond
 
     @cached_property
-    def update_stmt(self) -> Any:
-        # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
-        values: dict[str, Any] = {c: bindparam(f"v_{c}") for c in self.record_columns if c != "resident_code"}
-        values["applied_at"] = bindparam("v_applied_at")
-        return update(self.current).where(self._key("k_code")).values(values)
-
-    @cached_property
     def supersede_stmt(self) -> Any:
         return update(self.current).where(self._key("k_code")).values(superseded_by=bindparam("v_new"))
 

@@ -73,11 +73,24 @@ def fuhyo_payload_row(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def fuhyo_entry_row(notice: FuhyoNotice) -> dict[str, Any]:
-    row = fuhyo_record_row(FuhyoRecord.from_notice(notice))
+    # fuhyo_record_row(FuhyoRecord.from_notice(notice)) plus the 本籍地's own columns, read straight
+    # off the notice (it carries every field of the record under the same names).
+    row = {f: getattr(notice, f) for f in FUHYO_RECORD_FIELDS}
+    row["reason"] = notice.reason.value
+    row["recorded_at"] = utc(notice.recorded_at)
     row.update(
         honseki=notice.honseki, address_lg_code=notice.address_lg_code, address_since=notice.address_since
     )
     return row
+
+
+def fuhyo_identity_payload(notice: FuhyoNotice, payload: dict[str, Any]) -> dict[str, Any]:
+    """``FuhyoRecord.from_notice(notice).to_payload()``: the notice payload's own values of the
+    record's fields (the same JSON values) when it has them all."""
+    try:
+        return {f: payload[f] for f in FUHYO_RECORD_FIELDS}
+    except KeyError:
+        return FuhyoRecord.from_notice(notice).to_payload()
 
 
 def address_row(node: str, notice: FuhyoNotice) -> dict[str, Any]:
@@ -136,7 +149,7 @@ class HonsekiNode:
             applied.append((node, rows))
             noticed.append((node, notices))
             destination = fuhyo_pref_node(self.geo.municipality(lg).pref_code)
-            payloads = [FuhyoRecord.from_notice(n).to_payload() for n in notices]
+            payloads = [fuhyo_identity_payload(n, m.payload) for n, m in zip(notices, messages, strict=True)]
             out.extend(onward(node, destination, TOPIC_FUHYO_IDENTITY, messages, payloads=payloads))
         apply_records_many(session, HONSEKI_TIER, applied, now)
         _record_addresses(session, noticed)
