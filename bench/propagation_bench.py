@@ -29,6 +29,7 @@ from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine
 from jlis.clock import JST, FixedClock
 from jlis.codes import NumberAuthority
 from jlis.db import make_session_factory, transaction
+from jlis.errors import RuleViolation
 from jlis.juki import build_relay
 from jlis.juki.tables import NationalHistory
 from jlis.masters import load_geography
@@ -82,11 +83,15 @@ def run(engine: Engine, changes: int, per_tx: int, residents: int) -> dict[str, 
                 rid = rng.choice(ids[lg])
                 kind = rng.random()
                 if kind < 0.60:
-                    svc.record_relocation(
-                        rid,
-                        Placement(rng.choice(towns[lg]), f"{rng.randint(1, 40)}番{rng.randint(1, 30)}号"),
-                        moved_on=clock.today(),
-                    )
+                    while True:  # a random address can be the current one: the service refuses it untouched
+                        banchi = f"{rng.randint(1, 60)}番{rng.randint(1, 30)}号"
+                        try:
+                            svc.record_relocation(
+                                rid, Placement(rng.choice(towns[lg]), banchi), moved_on=clock.today()
+                            )
+                            break
+                        except RuleViolation:
+                            continue
                 elif kind < 0.85:
                     svc.record_correction(
                         rid, {"banchi": f"{rng.randint(1, 40)}番地{rng.randint(1, 99)}"}, reason="誤記"

@@ -87,7 +87,8 @@ def run(kind: str, make: Any, residents: int, municipalities: int) -> None:
     print(
         f"{kind:10} seed {seed_rate:10,.0f} residents/s ({t_seed:6.1f} s)   "
         f"raw {raw_rate:10,.0f} residents/s ({t_raw:6.1f} s, {rows:,} rows in {len(data)} tables)   "
-        f"ratio {seed_rate / raw_rate:5.2f}  (target ≥ 0.30)"
+        f"ratio {seed_rate / raw_rate:5.3f}  "
+        f"(target ≥ 0.30: {'met' if seed_rate >= 0.3 * raw_rate else 'NOT met'})"
     )
 
 

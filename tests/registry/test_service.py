@@ -337,3 +337,20 @@ def test_reads_are_audited(counter: Counter) -> None:
     with counter.factory() as s:
         entries = AuditLog("access").entries(s, subject=view.resident_code)
     assert len(entries) >= 2 and all(e.actor == "staff-test" for e in entries)
+
+
+def test_a_refused_relocation_changes_nothing_even_in_a_batch(counter: Counter) -> None:
+    """The refusal comes before any change, so a batch that goes on after it keeps no trace."""
+    head = counter.move_in()
+    child = counter.move_in(
+        given="次郎", given_kana="ジロウ", household_id=head.household_id, relationship="子"
+    )
+    with counter.service() as svc:
+        with pytest.raises(RuleViolation):
+            svc.record_relocation(
+                child.id,
+                Placement(child.address.town_id, child.address.banchi),
+                moved_on=counter.clock.today(),
+            )
+        after = svc.get(child.id)
+    assert after.household_id == head.household_id and after.relationship == "子" and after.version == 1

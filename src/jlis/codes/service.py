@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Table, insert, select, update
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from jlis.bulk import bulk_insert
 from jlis.clock import Clock
 from jlis.codes.checkdigits import resident_code_check_digit
 from jlis.codes.derivation import Deriver
@@ -241,24 +241,10 @@ class NumberAuthority:
     def _insert_many(
         self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]], **constants: Any
     ) -> None:
-        """A Core INSERT of ``rows`` (values of ``columns``), each completed with ``constants``."""
-        conn = self._session.connection()
-        dialect = conn.dialect
+        """Insert ``rows`` (values of ``columns``), each completed with ``constants``, through the
+        bulk path (COPY on PostgreSQL, the bare driver's executemany on SQLite)."""
         keys = (*columns, *constants)
-        if dialect.name != "sqlite":
-            tail = tuple(constants.values())
-            conn.execute(insert(table), [dict(zip(keys, row + tail, strict=True)) for row in rows])
-            return
-        # On SQLite, SQLAlchemy's per-row parameter handling costs more than SQLite storing the
-        # row (seeding runs about 25 % faster without it). The row values are str and int, which
-        # sqlite3 binds as they are; each constant goes through its type's bind processor once.
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-        if tuple(compiled.positiontup or ()) != keys:
-            raise AssertionError(f"parameter order {compiled.positiontup} is not {keys}")
-        tail = tuple(_bind_value(table.c[key], value, dialect) for key, value in constants.items())
-        conn.exec_driver_sql(compiled.string, [row + tail for row in rows])
+        tail = tuple(constants.values())
+        bulk_insert(self._session, table, [dict(zip(keys, row + tail, strict=True)) for row in rows])
 
 
-def _bind_value(column: Column[Any], value: Any, dialect: Dialect) -> Any:
-    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return processor(value) if processor is not None else value

@@ -185,15 +185,7 @@ class RegistryService:
 
     def find_by_code(self, resident_code: str) -> ResidentView:
         code = ResidentCode.parse(resident_code)
-        row = (
-            self.s.execute(
-                select(ResidentRow)
-                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
-                .order_by(ResidentRow.id.desc())
-            )
-            .scalars()
-            .first()
-        )
+        row = self._latest_with_code(code)
         if row is None:
             raise NotFound("住民票", code)
         self._audit_read(row, "照会")
@@ -487,15 +479,7 @@ class RegistryService:
     def receive_move_in_notice(self, payload: dict[str, object]) -> None:
         """転入通知 from the new municipality: close (消除) the record that was moving out."""
         code = str(payload["resident_code"])
-        row = (
-            self.s.execute(
-                select(ResidentRow)
-                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
-                .order_by(ResidentRow.id.desc())
-            )
-            .scalars()
-            .first()
-        )
+        row = self._latest_with_code(code)
         if row is None or row.status == Status.REMOVED:
             return  # a repeat, or a person this municipality no longer holds: nothing to close
         moved_on = dt.date.fromisoformat(str(payload["moved_on"]))
@@ -547,9 +531,11 @@ class RegistryService:
             )
         else:
             movers = [row]
-            self._regroup(row, placement, moved_on)
+        # Refuse before anything changes, so a caller that goes on after a refusal keeps no trace of it.
         if all(m.address_text == address.text for m in movers):
             raise RuleViolation("住所", "the new address is the current address")
+        if not whole_household:
+            self._regroup(row, placement, moved_on)
         views = []
         for mover in movers:
             previous = mover.address_text
@@ -725,6 +711,19 @@ class RegistryService:
         if row is None or row.lg_code != self.lg_code:
             raise NotFound("住民票", str(resident_id))
         return row
+
+    def _latest_with_code(self, code: str) -> ResidentRow | None:
+        """The newest record of this municipality with the code (a person who left and came back
+        has an old, removed record too)."""
+        return (
+            self.s.execute(
+                select(ResidentRow)
+                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
+                .order_by(ResidentRow.id.desc())
+            )
+            .scalars()
+            .first()
+        )
 
     def _active_row(self, resident_id: int, action: str, *, allow_moving_out: bool = False) -> ResidentRow:
         row = self._row(resident_id)
