@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sqlalchemy import event, insert, or_, select, update
+from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
@@ -56,6 +56,18 @@ from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow
 EARLIEST_BIRTH = dt.date(1880, 1, 1)
 MOVE_OUT_ADVANCE_DAYS = 30  # a 転出届 may name a planned date up to this far ahead
 ACCESS_LOG = AuditLog("access")
+
+# Statements on the hot path of every change, built once (SQLAlchemy then reuses their compiled form).
+_RECORD_WITH_HOUSEHOLD = (
+    select(ResidentRow, HouseholdRow)
+    .join(HouseholdRow, HouseholdRow.id == ResidentRow.household_id)
+    .where(ResidentRow.id == bindparam("rid"))
+)
+_OTHER_MEMBER = select(ResidentRow.id).where(
+    ResidentRow.household_id == bindparam("hid"),
+    ResidentRow.status == Status.ACTIVE,
+    ResidentRow.id != bindparam("rid"),
+)
 
 
 def cs_node(lg_code: str) -> str:
@@ -696,11 +708,7 @@ class RegistryService:
 
     def _row(self, resident_id: int) -> ResidentRow:
         # One query loads the record with its household: every change shows both afterwards.
-        found = self.s.execute(
-            select(ResidentRow, HouseholdRow)
-            .join(HouseholdRow, HouseholdRow.id == ResidentRow.household_id)
-            .where(ResidentRow.id == resident_id)
-        ).first()
+        found = self.s.execute(_RECORD_WITH_HOUSEHOLD, {"rid": resident_id}).first()
         row = found[0] if found else None
         if found:
             # The session's identity map holds objects weakly: keep the household alive so that
@@ -752,13 +760,7 @@ class RegistryService:
                 row.household_id = target.id
                 row.relationship = check_name("続柄", placement.relationship)
             return
-        others = self.s.execute(
-            select(ResidentRow.id).where(
-                ResidentRow.household_id == row.household_id,
-                ResidentRow.status == Status.ACTIVE,
-                ResidentRow.id != row.id,
-            )
-        ).first()
+        others = self.s.execute(_OTHER_MEMBER, {"hid": row.household_id, "rid": row.id}).first()
         if others:
             self._leave_household(row, None)
             hh = self.new_household(since)
