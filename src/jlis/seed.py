@@ -27,6 +27,7 @@ from jlis.db import transaction
 from jlis.masters import Geography, Town
 from jlis.registry.events import FuhyoNotice, IdentityRecord
 from jlis.registry.models import ABROAD, ChangeReason, Sex, Status
+from jlis.registry.service import snapshot
 from jlis.registry.tables import HistoryRow, HouseholdRow, ResidentRow
 
 # Household sizes in Japan (2020 census, rounded): many single people, few large households.
@@ -343,7 +344,7 @@ class Seeder:
                             "recorded_at": now,
                             "staff": "seed",
                             "summary": "初期登録",
-                            "snapshot": json.dumps(_snapshot(row), ensure_ascii=False),
+                            "snapshot": json.dumps(snapshot(row, f"{hh_id:010d}"), ensure_ascii=False),
                         }
                     )
                     record = IdentityRecord(
@@ -397,29 +398,6 @@ class Seeder:
             ("history", len(history)),
         ):
             report.rows[name] = report.rows.get(name, 0) + n
-
-
-def _snapshot(row: dict[str, object]) -> dict[str, object]:
-    name = f"{row['family_name']}\u3000{row['given_name']}" if row["given_name"] else row["family_name"]
-    kana = f"{row['family_kana']}\u3000{row['given_kana']}" if row["given_kana"] else row["family_kana"]
-    return {
-        "resident_code": row["resident_code"],
-        "my_number": row["my_number"],
-        "name": name,
-        "name_kana": kana,
-        "former_surname": row["former_surname"],
-        "alias": row["alias"],
-        "birth_date": str(row["birth_date"]),
-        "sex": row["sex"],
-        "address": row["address_text"],
-        "household_no": f"{row['household_id']:010d}",
-        "relationship": row["relationship"],
-        "honseki": row["honseki"],
-        "status": row["status"],
-        "address_since": str(row["address_since"]),
-        "previous_address": None,
-        "move_destination": None,
-    }
 
 
 def _network_initial_load(

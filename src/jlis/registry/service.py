@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import bindparam, event, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -930,7 +930,7 @@ class RegistryService:
                 "recorded_at": now,
                 "staff": staff or self.staff,
                 "summary": summary[:400],
-                "snapshot": json.dumps(snapshot(view), ensure_ascii=False),
+                "snapshot": json.dumps(snapshot(_columns(row), view.household_no), ensure_ascii=False),
             }
         )
         if reason in NOTIFIED_REASONS:
@@ -1057,25 +1057,32 @@ def identity_messages(
     return out
 
 
-def snapshot(view: ResidentView) -> dict[str, object]:
+def snapshot(values: Mapping[str, Any], household_no: str) -> dict[str, object]:
+    """The record as a history row keeps it, from its column values (a ``ResidentRow``'s, or the
+    seeder's row dicts): the one format of every history snapshot."""
+    given, given_kana = values["given_name"], values["given_kana"]
     return {
-        "resident_code": view.resident_code,
-        "my_number": view.my_number,
-        "name": view.name.full,
-        "name_kana": view.name.full_kana,
-        "former_surname": view.former_surname,
-        "alias": view.alias,
-        "birth_date": view.birth_date.isoformat(),
-        "sex": view.sex.value,
-        "address": view.address.text,
-        "household_no": view.household_no,
-        "relationship": view.relationship,
-        "honseki": view.honseki,
-        "status": view.status.value,
-        "address_since": view.address_since.isoformat(),
-        "previous_address": view.previous_address,
-        "move_destination": view.move_destination,
+        "resident_code": values["resident_code"],
+        "my_number": values["my_number"],
+        "name": f"{values['family_name']}\u3000{given}" if given else values["family_name"],
+        "name_kana": f"{values['family_kana']}\u3000{given_kana}" if given_kana else values["family_kana"],
+        "former_surname": values["former_surname"],
+        "alias": values["alias"],
+        "birth_date": str(values["birth_date"]),
+        "sex": str(values["sex"]),
+        "address": values["address_text"],
+        "household_no": household_no,
+        "relationship": values["relationship"],
+        "honseki": values["honseki"],
+        "status": str(values["status"]),
+        "address_since": str(values["address_since"]),
+        "previous_address": values["previous_address"],
+        "move_destination": values["move_destination"],
     }
+
+
+def _columns(row: ResidentRow) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in ResidentRow.__table__.columns}
 
 
 def _certificate_to_json(cert: MoveOutCertificate) -> str:
