@@ -120,5 +120,7 @@ def import_all_tables() -> None:
         "jlis.juki.tables",
         "jlis.audit.tables",
         "jlis.auth.tables",
+        "jlis.jpki.tables",
+        "jlis.card.tables",
     ):
         importlib.import_module(module)

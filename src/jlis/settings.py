@@ -23,10 +23,22 @@ class Settings:
     listen_port: int = 8000
     # The J-LIS secret behind the My Number derivation (番号法 §8(2)); generated into key_dir if absent.
     secret_file: str = "mynumber-derivation.key"
+    # The address relying parties reach this instance at: certificates carry it in their CRL
+    # distribution points and AIA (OCSP). Empty: http://<listen_host>:<listen_port>.
+    public_url: str = ""
+    # PKCS#11 module for the CA keys (e.g. /usr/lib/softhsm/libsofthsm2.so); empty: keys are files,
+    # encrypted under the key directory.
+    pkcs11_module: str = ""
+    pkcs11_token: str = "jlis-ca"
+    pkcs11_pin: str = ""
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jlis.sqlite3'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.listen_host}:{self.listen_port}").rstrip("/")
 
     @property
     def resolved_key_dir(self) -> Path:
@@ -39,7 +51,7 @@ def _from_mapping(base: Settings, values: Mapping[str, object]) -> Settings:
         key = key.lower()
         if key in ("data_dir", "key_dir"):
             changes[key] = Path(str(raw))
-        elif key == "database_url":
+        elif key in ("database_url", "public_url", "pkcs11_module", "pkcs11_token", "pkcs11_pin"):
             changes[key] = str(raw)
         elif key == "listen":
             host, _, port = str(raw).rpartition(":")

@@ -26,6 +26,7 @@ class PrincipalKind(enum.StrEnum):
     JLIS_OPERATOR = "jlis_operator"  # 機構の運用者
     AGENCY = "agency"  # 別表第一の国の機関等 (an agency of the provision table)
     RESIDENT = "resident"  # 住民 (authenticated by card; reserved for the portal)
+    VERIFIER = "verifier"  # 署名検証者・利用者証明検証者 (JPKI relying parties; jlis.jpki.tables.VerifierRow)
 
     @property
     def label(self) -> str:
@@ -44,6 +45,7 @@ _KIND_LABELS = {
     PrincipalKind.JLIS_OPERATOR: "J-LIS 運用者",
     PrincipalKind.AGENCY: "提供先機関",
     PrincipalKind.RESIDENT: "住民",
+    PrincipalKind.VERIFIER: "署名検証者・利用者証明検証者",
 }
 
 
