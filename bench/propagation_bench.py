@@ -1,38 +1,47 @@
 """Propagation: changes recorded at municipal counters until they sit in the national copy.
 
-    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--per-tx 100] [--postgres ADMIN_URL]
+    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--counters N] [--postgres ADMIN_URL]
 
 A population is seeded into 10 municipalities of two prefectures (東京都 and 神奈川県). Then
 ``--changes`` changes (転居 60 %, 職権修正 25 %, 氏名変更 15 %) are recorded through
-``RegistryService`` — the same service the counter pages and the API call — ``--per-tx`` changes
-per transaction, and the relay carries every resulting message CS → 都道府県サーバ → 全国サーバ
-(and 本籍地 → 附票 servers). The clock stops when the last change is in the national copy;
-the figure is changes per second over the whole run. With ``--postgres`` the same runs on a fresh
-PostgreSQL database, beside ``pgbench`` (TPC-B, 8 clients, 2 threads) on the same server in the
-same run. Targets: ≥ 2,000 changes/s on SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL.
+``RegistryService`` — the same service the counter pages and the API call — one transaction per
+change, as a counter makes them, by ``--counters`` counter processes at once (each serving its
+share of the municipalities). Beside them one relay process (``jlis juki relay``'s loop) carries
+every message CS → 都道府県サーバ → 全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ
+while they work. The clock starts when the counters start and stops when the relay has drained
+everything: the last change is in the national copy and nothing waits. The figure is changes per
+second over that whole time. With ``--postgres`` the same runs on a fresh PostgreSQL database,
+beside ``pgbench`` (TPC-B, 8 clients, 2 threads) on the same server in the same run. Targets: ≥
+2,000 changes/s on SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL. Each line ends with the load
+average (1 min) before and after the run: other work on the machine shows there.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import multiprocessing as mp
+import os
 import random
 import re
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine
 from jlis.clock import JST, FixedClock
 from jlis.codes import NumberAuthority
-from jlis.db import make_session_factory, transaction
+from jlis.db import make_engine, make_session_factory, transaction
 from jlis.errors import RuleViolation
 from jlis.juki import build_relay
 from jlis.juki.tables import NationalHistory
-from jlis.masters import load_geography
+from jlis.masters import Geography, load_geography
 from jlis.messaging.tables import OutboxRow
 from jlis.registry import PersonName, Placement, RegistryService
 from jlis.registry.tables import ResidentRow
@@ -48,7 +57,20 @@ FAMILY = [
 ]
 
 
-def run(engine: Engine, changes: int, per_tx: int, residents: int) -> dict[str, Any]:
+@dataclass
+class Population:
+    """A seeded database, ready for changes."""
+
+    factory: sessionmaker[Session]
+    clock: FixedClock
+    geo: Geography
+    lg_codes: list[str]
+    ids: dict[str, list[int]]  # resident ids per municipality
+    towns: dict[str, list[str]]  # town ids per municipality
+    history_before: int  # rows in the national history before the changes
+
+
+def seed(engine: Engine, residents: int) -> Population:
     geo = load_geography()
     clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=JST))
     factory = make_session_factory(engine)
@@ -61,13 +83,15 @@ def run(engine: Engine, changes: int, per_tx: int, residents: int) -> dict[str, 
         }
         history_before = s.execute(select(func.count()).select_from(NationalHistory)).scalar_one()
     towns = {lg: [t.town_id for t in geo.towns(lg)] for lg in lg_codes}
-    rng = random.Random(5)
-    relay = build_relay(factory, clock, geo)
+    return Population(factory, clock, geo, lg_codes, ids, towns, history_before)
 
-    started = time.perf_counter()
+
+def record_changes(pop: Population, changes: int, per_tx: int, rng: random.Random) -> None:
+    """``changes`` changes at random counters, ``per_tx`` per transaction."""
+    clock, geo, factory = pop.clock, pop.geo, pop.factory
     done = 0
     while done < changes:
-        lg = rng.choice(lg_codes)
+        lg = rng.choice(pop.lg_codes)
         n = min(per_tx, changes - done)
         with transaction(factory) as s:
             svc = RegistryService(
@@ -80,58 +104,161 @@ def run(engine: Engine, changes: int, per_tx: int, residents: int) -> dict[str, 
                 staff="bench",
             )
             for _ in range(n):
-                rid = rng.choice(ids[lg])
-                kind = rng.random()
-                if kind < 0.60:
-                    while True:  # a random address can be the current one: the service refuses it untouched
-                        banchi = f"{rng.randint(1, 60)}番{rng.randint(1, 30)}号"
-                        try:
-                            svc.record_relocation(
-                                rid, Placement(rng.choice(towns[lg]), banchi), moved_on=clock.today()
-                            )
-                            break
-                        except RuleViolation:
-                            continue
-                elif kind < 0.85:
-                    svc.record_correction(
-                        rid, {"banchi": f"{rng.randint(1, 40)}番地{rng.randint(1, 99)}"}, reason="誤記"
-                    )
-                else:
-                    fam, kana = rng.choice(FAMILY)
-                    cur = svc.get(rid, purpose="異動処理")
-                    name = PersonName(fam, cur.name.given, kana, cur.name.given_kana)
-                    if name == cur.name:
-                        name = PersonName(fam + "原", cur.name.given, kana + "ハラ", cur.name.given_kana)
-                    svc.record_name_change(rid, name, changed_on=clock.today(), cause="婚姻")
+                change(svc, pop, lg, rng)
         done += n
-    recorded = time.perf_counter() - started
-    relay.drain(batch=1000)
-    total = time.perf_counter() - started
-    with factory() as s:
-        arrived = s.execute(select(func.count()).select_from(NationalHistory)).scalar_one() - history_before
+
+
+def change(svc: RegistryService, pop: Population, lg: str, rng: random.Random) -> None:
+    """One change at the counter of ``lg``: 転居 60 %, 職権修正 25 %, 氏名変更 15 %."""
+    clock = pop.clock
+    rid = rng.choice(pop.ids[lg])
+    kind = rng.random()
+    if kind < 0.60:
+        while True:  # a random address can be the current one: the service refuses it untouched
+            banchi = f"{rng.randint(1, 60)}番{rng.randint(1, 30)}号"
+            try:
+                svc.record_relocation(
+                    rid, Placement(rng.choice(pop.towns[lg]), banchi), moved_on=clock.today()
+                )
+                return
+            except RuleViolation:
+                continue
+    elif kind < 0.85:
+        svc.record_correction(rid, {"banchi": f"{rng.randint(1, 40)}番地{rng.randint(1, 99)}"}, reason="誤記")
+    else:
+        fam, kana = rng.choice(FAMILY)
+        cur = svc.get(rid, purpose="異動処理")
+        name = PersonName(fam, cur.name.given, kana, cur.name.given_kana)
+        if name == cur.name:
+            name = PersonName(fam + "原", cur.name.given, kana + "ハラ", cur.name.given_kana)
+        svc.record_name_change(rid, name, changed_on=clock.today(), cause="婚姻")
+
+
+def outcome(pop: Population) -> tuple[int, int]:
+    """(records added to the national history since the seed, messages still pending)."""
+    with pop.factory() as s:
+        arrived = (
+            s.execute(select(func.count()).select_from(NationalHistory)).scalar_one() - pop.history_before
+        )
         pending = s.execute(
             select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))
         ).scalar_one()
+    return arrived, pending
+
+
+def counter(
+    url: str,
+    pop: Population,
+    lg_codes: list[str],
+    changes: int,
+    seed: int,
+    go: Any,
+    relay_every: int,
+    batch: int,
+    out: Any,
+) -> None:
+    """A counter process: ``changes`` changes at the counters of ``lg_codes``, one transaction each.
+    With ``relay_every`` it also runs the relay itself after every so many changes, as a
+    ``RelayWorker`` thread poked by the counter would (the one-process deployment: SQLite has one
+    writer at a time, so a relay in another process would only queue for the lock)."""
+    engine = make_engine(url)
+    pop = dataclasses.replace(pop, factory=make_session_factory(engine), lg_codes=lg_codes)
+    relay = build_relay(pop.factory, pop.clock, pop.geo) if relay_every else None
+    rng = random.Random(seed)
+    go.wait()
+    done = 0
+    while done < changes:
+        n = min(relay_every or changes, changes - done)
+        record_changes(pop, n, 1, rng)
+        done += n
+        if relay is not None:
+            relay.drain(batch)
+    out.put((relay.stats.delivered, relay.stats.followed) if relay else (0, 0))
+    engine.dispose()
+
+
+def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: Any, out: Any) -> None:
+    """The relay process: rounds back to back while there is work, a short nap when there is none,
+    until the counters are done and nothing is left."""
+    engine = make_engine(url)
+    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo)
+    go.wait()
+    while True:
+        finished = counters_done.is_set()  # read before the round: a round after it sees everything
+        if relay.run_once(batch) == 0:
+            if finished:
+                break
+            time.sleep(0.002)
+    out.put((relay.stats.delivered, relay.stats.followed))
+    engine.dispose()
+
+
+def run(
+    engine: Engine, changes: int, counters: int, residents: int, batch: int, relay_every: int
+) -> dict[str, Any]:
+    """``relay_every`` > 0: one counter process that runs the relay itself between its changes;
+    0: ``counters`` counter processes and one relay process beside them."""
+    pop = seed(engine, residents)
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()  # the processes open their own connections
+    ctx = mp.get_context("fork")  # children inherit the loaded town master
+    go, counters_done, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    shares = [changes // counters + (i < changes % counters) for i in range(counters)]
+
+    if relay_every:
+        counters = 1
+        shares = [changes]
+    workers = [
+        ctx.Process(
+            target=counter,
+            args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go, relay_every, batch, out),
+        )
+        for i in range(counters)
+    ]
+    relay = ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))
+    for p in (*workers, relay):
+        p.start()
+    load = os.getloadavg()[0]
+    time.sleep(1.0)  # let every process connect before the clock starts
+    started = time.perf_counter()
+    go.set()
+    for p in workers:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a counter process failed ({p.exitcode})")
+    recorded = time.perf_counter() - started
+    counters_done.set()
+    delivered = followed = 0
+    for _ in range(counters + 1):
+        d, f = out.get()
+        delivered, followed = delivered + d, followed + f
+    relay.join()
+    total = time.perf_counter() - started
+    arrived, pending = outcome(pop)
     return {
         "changes": changes,
+        "counters": counters,
+        "inline": bool(relay_every),
         "arrived": arrived,
         "pending": pending,
         "record_s": recorded,
-        "relay_s": total - recorded,
         "total_s": total,
         "rate": changes / total,
+        "delivered": delivered,
+        "followed": followed,
+        "load": (load, os.getloadavg()[0]),
     }
 
 
-def pgbench(admin_url: str, seconds: int, scale: int) -> float:
+def pgbench(admin_url: str, database: str, seconds: int, scale: int) -> float:
     url = make_url(admin_url)
     args = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
-    fresh_postgres(admin_url, "jlis_pgbench").dispose()
+    fresh_postgres(admin_url, database).dispose()
     subprocess.run(
-        ["pgbench", "-i", "-q", "-s", str(scale), *args, "jlis_pgbench"], check=True, capture_output=True
+        ["pgbench", "-i", "-q", "-s", str(scale), *args, database], check=True, capture_output=True
     )
     out = subprocess.run(
-        ["pgbench", "-c", "8", "-j", "2", "-T", str(seconds), *args, "jlis_pgbench"],
+        ["pgbench", "-c", "8", "-j", "2", "-T", str(seconds), *args, database],
         check=True,
         capture_output=True,
         text=True,
@@ -144,15 +271,26 @@ def pgbench(admin_url: str, seconds: int, scale: int) -> float:
 def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
     print(
         f"{kind:10} {r['changes']:,} changes: {r['rate']:8,.0f} changes/s end to end "
-        f"(record {r['record_s']:.1f} s + relay {r['relay_s']:.1f} s = {r['total_s']:.1f} s; "
-        f"national history +{r['arrived']:,}, pending {r['pending']}){extra}"
+        f"({'1 counter running the relay itself' if r['inline'] else str(r['counters']) + ' counters'} "
+        f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
+        f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
+        f"national history +{r['arrived']:,}, pending {r['pending']}){extra}  "
+        f"[load {r['load'][0]:.1f} → {r['load'][1]:.1f}]",
+        flush=True,
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=100_000)
-    ap.add_argument("--per-tx", type=int, default=100)
+    ap.add_argument("--counters", type=int, default=8, help="counter processes beside a relay process (≤ 10)")
+    ap.add_argument(
+        "--sqlite-relay-every",
+        type=int,
+        default=200,
+        help="SQLite: one counter process runs the relay after every N changes (0: as on PostgreSQL)",
+    )
+    ap.add_argument("--batch", type=int, default=500, help="messages per relay round")
     ap.add_argument("--residents", type=int, default=20_000)
     ap.add_argument("--postgres", default=None, help=f"admin URL, e.g. {DEFAULT_PG}")
     ap.add_argument("--pgbench-seconds", type=int, default=30)
@@ -160,19 +298,29 @@ def main() -> None:
     # clients contend on one branch row. Larger scales spread them out and give more tps.
     ap.add_argument("--pgbench-scale", type=int, default=1)
     ap.add_argument("--no-sqlite", action="store_true")
+    # The databases this bench drops and creates on that server (its own, never a shared one).
+    ap.add_argument("--pg-database", default="jlis_bench_propagation")
     args = ap.parse_args()
+    counters = max(1, min(10, args.counters))
     print(
         f"propagation benchmark: 10 municipalities in 2 prefectures, "
-        f"{args.per_tx} changes per transaction — {machine()}"
+        f"one transaction per change — {machine()}",
+        flush=True,
     )
     if not args.no_sqlite:
-        r = run(fresh_sqlite("propagation"), args.changes, args.per_tx, args.residents)
+        r = run(
+            fresh_sqlite("propagation"),
+            args.changes,
+            counters,
+            args.residents,
+            args.batch,
+            args.sqlite_relay_every,
+        )
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
     if args.postgres:
-        tps = pgbench(args.postgres, args.pgbench_seconds, args.pgbench_scale)
-        r = run(
-            fresh_postgres(args.postgres, "jlis_bench_propagation"), args.changes, args.per_tx, args.residents
-        )
+        tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
+        engine = fresh_postgres(args.postgres, args.pg_database)
+        r = run(engine, args.changes, counters, args.residents, args.batch, 0)
         ratio = r["rate"] / tps
         report(
             "postgresql",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,9 @@ from jlis.db import make_engine, make_session_factory
 from jlis.masters import Geography, ProvisionTable, load_geography, load_provision_table
 from jlis.registry import RegistryService
 from jlis.settings import Settings
+
+if TYPE_CHECKING:
+    from jlis.jpki.keystore import KeyStore
 
 
 @dataclass
@@ -44,6 +48,13 @@ class Container:
     @cached_property
     def secret(self) -> bytes:
         return load_or_create_secret(self.settings.resolved_key_dir / self.settings.secret_file)
+
+    @cached_property
+    def keystore(self) -> KeyStore:
+        """Where the CA and OCSP responder keys live: encrypted files, or a PKCS#11 token."""
+        from jlis.jpki.keystore import keystore_from_settings
+
+        return keystore_from_settings(self.settings)
 
     def numbers(self, session: Session) -> NumberAuthority:
         return NumberAuthority(session, self.secret, self.clock)

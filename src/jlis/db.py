@@ -62,6 +62,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Checkpoint the WAL back into the database every ~40 MB instead of every ~4 MB: a page that
+    # many transactions touch (an index's hot pages, the outbox's tail) is copied back once per
+    # checkpoint rather than once per few dozen transactions, and the checkpoint's fsyncs are
+    # paid ten times less often. The WAL file is truncated back after the checkpoint.
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
+    cur.execute("PRAGMA journal_size_limit=67108864")
     cur.close()
 
 
@@ -73,10 +79,10 @@ def _sqlite_begin(conn: Any) -> None:
     # the same state first (a read-then-write race). BEGIN IMMEDIATE takes the write lock at once;
     # in WAL mode readers on other connections still proceed. A session that only reads says so
     # (see read_only) and gets a plain BEGIN: a snapshot that blocks no writer.
-    if conn.get_execution_options().get("jlis_read_only"):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Straight on the driver: SQLAlchemy's execution path costs more than the BEGIN itself, on
+    # every transaction of every counter action.
+    raw = conn.connection.driver_connection
+    raw.execute("BEGIN" if conn.get_execution_options().get("jlis_read_only") else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -11,14 +12,21 @@ from sqlalchemy import func, select
 from jlis.container import Container
 from jlis.settings import load_settings
 
+if TYPE_CHECKING:
+    from jlis.card.demo import DemoCard
+
+DEMO_CARD_HOLDERS = 6  # two RSA key pairs each: a handful keeps the first start quick
+
 console = Console()
 
 
 def prepare_demo(
-    data_dir: Path, *, residents: int, municipalities: int
-) -> tuple[Container, list[tuple[str, str, str]]]:
-    """Migrate, seed when empty, create the demo accounts; return the container and the accounts."""
-    from jlis.auth.service import ensure_demo_users
+    data_dir: Path, *, residents: int, municipalities: int, card_holders: int = DEMO_CARD_HOLDERS
+) -> tuple[Container, list[tuple[str, str, str]], list[DemoCard]]:
+    """Migrate, seed when empty, create the demo accounts, the CAs and a few card holders; return
+    the container, the accounts and the exported demo cards."""
+    from jlis.auth.service import DEMO_PASSWORD, ensure_demo_users
+    from jlis.card.demo import DEMO_VERIFIER, ensure_jpki, issue_demo_cards
     from jlis.cli.main import run_seed
     from jlis.migrate import upgrade
     from jlis.registry.tables import ResidentRow
@@ -37,7 +45,11 @@ def prepare_demo(
         lg_codes = sorted(seeded)
         console.print(f"using the existing population: {count:,} residents in {data_dir}")
     users = ensure_demo_users(container.factory, container.geography, container.provision_table, lg_codes)
-    return container, users
+    with console.status("JPKI: CAs, OCSP responders, the demo verifier, and card holders"):
+        ensure_jpki(container, verifier_password=DEMO_PASSWORD)
+        cards = issue_demo_cards(container, count=card_holders, out_dir=data_dir / "cards")
+    users.append((f"verifier-{DEMO_VERIFIER}", DEMO_PASSWORD, "署名検証者・利用者証明検証者 (デモ銀行)"))
+    return container, users, cards
 
 
 def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipalities: int) -> None:
@@ -45,11 +57,26 @@ def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipali
 
     from jlis.web import create_app
 
-    container, users = prepare_demo(data_dir, residents=residents, municipalities=municipalities)
+    from jlis.card.demo import DEMO_CARD_PASSPHRASE, DEMO_PINS
+
+    container, users, cards = prepare_demo(data_dir, residents=residents, municipalities=municipalities)
     table = Table(title=f"jlis demo — http://{host}:{port}/ (API: http://{host}:{port}/docs)")
     for col in ("user", "password", "who"):
         table.add_column(col)
     for user, password, who in users:
         table.add_row(user, password, who)
     console.print(table)
+    if cards:
+        pins = DEMO_PINS
+        card_table = Table(
+            title=(
+                f"demo cards (passphrase {DEMO_CARD_PASSPHRASE}; 署名用 {pins.sign_password}, "
+                f"利用者証明用・住基・券面入力補助 {pins.auth_pin})"
+            )
+        )
+        for col in ("card", "municipality", "holder", "file"):
+            card_table.add_column(col)
+        for c in cards:
+            card_table.add_row(c.card_id, c.lg_code, c.name, str(c.file))
+        console.print(card_table)
     uvicorn.run(create_app(container, relay_worker=True), host=host, port=port, log_level="warning")

@@ -7,11 +7,13 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
-from jlis.juki import ProvisionService
+from jlis.juki import ProvisionService, build_relay
 from jlis.juki.copies import Tier, apply_records
 from jlis.juki.models import pref_node
+from jlis.juki.network import handlers
 from jlis.juki.nodes import NATIONAL_TIER
 from jlis.juki.tables import (
     cs_history,
@@ -338,3 +340,42 @@ def test_repeated_drain_is_a_no_op(world: World) -> None:
     world.person(CHIYODA)
     assert world.drain() > 0
     assert world.drain() == 0
+
+
+class _Subscriber:
+    """A subscriber's handler as the JPKI and card packages write one: it takes whole groups."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[str, list[Any]]] = []
+
+    def __call__(self, session: Any, node: str, messages: list[Any]) -> None:
+        self.apply_groups(session, [(node, messages)])
+
+    def apply_groups(self, session: Any, groups: list[tuple[str, list[Any]]]) -> None:
+        self.groups.extend(groups)
+
+
+def test_extra_handlers_receive_the_national_change_stream(world: World) -> None:
+    grouped, plain = _Subscriber(), []
+    relay = build_relay(
+        world.factory,
+        world.clock,
+        world.geo,
+        subscribers=["jpki", "card:all"],
+        extra_handlers={"jpki": grouped, "card": lambda _s, node, ms: plain.extend((node, m) for m in ms)},
+    )
+    view = world.person(CHIYODA)
+    relay.drain()
+    assert [(node, [m.payload["resident_code"] for m in ms]) for node, ms in grouped.groups] == [
+        ("jpki", [view.resident_code])
+    ]
+    (message,) = grouped.groups[0][1]
+    assert message.source == "national" and message.topic == TOPIC_IDENTITY
+    assert message.payload["reason"] == ChangeReason.MOVE_IN.value
+    assert [(node, m.payload["resident_code"]) for node, m in plain] == [("card:all", view.resident_code)]
+    assert relay.drain() == 0 and world.count(OutboxRow.__table__, delivered_at=None) == 0
+
+
+def test_an_extra_handler_may_not_replace_a_network_node(world: World) -> None:
+    with pytest.raises(ValueError, match="national"):
+        handlers(world.clock, world.geo, extra_handlers={"national": lambda _s, _node, _ms: None})

@@ -38,7 +38,7 @@ def test_propagation_state_counts_what_waits_at_each_hop(world: World) -> None:
     assert before["14"].pending_to_cs == 1 and before["14"].fuhyo_pending_to_honseki == 1
     assert before["13"].records == 0 and before["13"].last_applied_at is None
 
-    world.relay.run_once()  # one hop: register → CS, 本籍地
+    world.relay.run_once(follow=False)  # one hop: register → CS, 本籍地
     with world.factory() as s:
         mid = {p.pref_code: p for p in propagation_state(s, world.geo)}
     assert mid["13"].pending_to_cs == 0 and mid["13"].pending_cs_to_pref == 1

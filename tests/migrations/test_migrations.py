@@ -39,7 +39,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def test_upgrade_builds_the_declared_schema(database_url: str) -> None:
     import_all_tables()
     upgrade(database_url)
-    assert current(database_url) == "0001"
+    assert current(database_url) == _head()
     engine = make_engine(database_url)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": include_object})
@@ -54,6 +54,37 @@ def test_upgrade_builds_the_declared_schema(database_url: str) -> None:
         )
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("UPDATE audit_entries SET actor = 'b'"))
+    engine.dispose()
+
+
+def _head() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def test_principal_kinds_follow_the_migrations(database_url: str) -> None:
+    """0002 lets JPKI verifiers sign in (a CHECK constraint that autogenerate does not compare);
+    a kind nobody declared is still refused, and the downgrade puts the old rule back."""
+    from alembic import command
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    insert = (
+        "INSERT INTO auth_principals (username, kind, password_hash, display_name, disabled, created_at) "
+        "VALUES (:u, :k, 'x', 'x', false, CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(insert), {"u": "verifier-a", "k": "verifier"})
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text(insert), {"u": "someone", "k": "wizard"})
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM auth_principals"))
+    engine.dispose()
+    command.downgrade(alembic_config(database_url), "0001")
+    engine = make_engine(database_url)
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text(insert), {"u": "verifier-b", "k": "verifier"})
     engine.dispose()
 
 

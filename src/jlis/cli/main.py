@@ -12,7 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from jlis.audit.cli import app as audit_app
 from jlis.auth.cli import app as users_app
+from jlis.card.cli import app as card_app
 from jlis.codes.cli import app as codes_app
+from jlis.jpki.cli import app as jpki_app
 from jlis.juki.cli import app as juki_app
 from jlis.masters.cli import app as masters_app
 from jlis.settings import load_settings
@@ -23,6 +25,8 @@ app.add_typer(masters_app, name="masters", help="Prefectures, municipalities, to
 app.add_typer(audit_app, name="audit", help="Hash-chained audit logs")
 app.add_typer(juki_app, name="juki", help="住基ネット: relay, provision, disclosure")
 app.add_typer(users_app, name="users", help="Staff, operator and agency accounts")
+app.add_typer(card_app, name="card", help="マイナンバーカード: application, production, delivery, export")
+app.add_typer(jpki_app, name="jpki", help="公的個人認証: relying-party tools (sign, verify, login)")
 db_app = typer.Typer(help="Database schema (Alembic migrations)")
 app.add_typer(db_app, name="db")
 console = Console()

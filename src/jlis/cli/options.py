@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.db import make_engine, make_session_factory, read_only
 from jlis.errors import JlisError
 from jlis.settings import load_settings
+
+if TYPE_CHECKING:
+    from jlis.container import Container
 
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
@@ -41,3 +44,19 @@ def database_session(database_url: str | None, *, reader: bool = False) -> Itera
         if reader:
             read_only(session)
         yield session
+
+
+@contextmanager
+def container(database_url: str | None) -> Iterator[Container]:
+    """The whole wiring (:class:`jlis.container.Container`) on the configured (or given) database,
+    for commands that need more than sessions (keys, masters, the card system); errors as above."""
+    from jlis.container import Container
+
+    built = Container(load_settings(database_url=database_url))
+    try:
+        yield built
+    except JlisError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        built.engine.dispose()

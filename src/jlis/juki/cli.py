@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from jlis.cli.options import DatabaseOpt, database, database_session
+from jlis.cli.options import DatabaseOpt, container, database_session
 from jlis.clock import SystemClock
 
 app = typer.Typer(help="住基ネット: relay, provision log disclosure.", no_args_is_help=True)
@@ -24,13 +24,14 @@ def relay(
     ] = 0.5,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Deliver the outbox to the CSs, prefecture servers, J-LIS and the 附票 nodes."""
-    from jlis.juki.network import RelayWorker, build_relay
-    from jlis.masters import load_geography
+    """Deliver the outbox to the CSs, prefecture servers, J-LIS and the 附票 nodes, and the national
+    change stream to JPKI (revocation) and the card system."""
+    from jlis.juki.network import RelayWorker
+    from jlis.stack import build_stack_relay
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with database(database_url) as factory:
-        r = build_relay(factory, SystemClock(), load_geography())
+    with container(database_url) as built:
+        r = build_stack_relay(built)
         if once:
             started = time.perf_counter()
             n = r.drain(batch)

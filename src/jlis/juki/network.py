@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,9 +27,17 @@ log = logging.getLogger(__name__)
 BATCH = 1000  # messages per relay round
 
 
-def handlers(clock: Clock, geography: Geography, *, subscribers: Sequence[str] = ()) -> dict[str, Handler]:
-    """The handler of each node kind of 住基ネット and the 附票連携システム."""
-    return {
+def handlers(
+    clock: Clock,
+    geography: Geography,
+    *,
+    subscribers: Sequence[str] = (),
+    extra_handlers: Mapping[str, Handler] | None = None,
+) -> dict[str, Handler]:
+    """The handler of each node kind of 住基ネット and the 附票連携システム, plus ``extra_handlers``
+    (node kind → handler): the packages that subscribe to the national change stream (JPKI, the
+    card system) bring their own. An extra handler may not replace a network node's handler."""
+    out: dict[str, Handler] = {
         CS: CsNode(clock, geography),
         PREF: PrefNode(clock, geography),
         NATIONAL: NationalNode(clock, subscribers),
@@ -37,6 +45,11 @@ def handlers(clock: Clock, geography: Geography, *, subscribers: Sequence[str] =
         FUHYO_PREF: FuhyoPrefNode(clock, geography),
         FUHYO_NATIONAL: FuhyoNationalNode(clock),
     }
+    for kind, handler in (extra_handlers or {}).items():
+        if kind in out:
+            raise ValueError(f"node kind {kind!r} is a 住基ネット node; a subscriber needs its own kind")
+        out[kind] = handler
+    return out
 
 
 def build_relay(
@@ -46,11 +59,19 @@ def build_relay(
     *,
     crash_hook: Callable[[str], None] | None = None,
     subscribers: Sequence[str] = (),
+    extra_handlers: Mapping[str, Handler] | None = None,
 ) -> Relay:
     """A relay that delivers to every node of the network. ``crash_hook`` is the relay's test seam
-    (called at "inside-apply", "after-apply-before-ack", "after-ack"); ``subscribers`` get the
-    national change stream (a handler for them must be added to the relay by their package)."""
-    return Relay(factory, clock, handlers(clock, geography, subscribers=subscribers), crash_hook=crash_hook)
+    (called at "inside-apply", "after-apply-before-ack", "after-ack"); ``subscribers`` (destinations
+    such as ``jpki`` or ``card:all``) get the national change stream, and ``extra_handlers`` (node
+    kind → handler, e.g. ``{"jpki": handler}``) apply it: each is called like a node's handler, in
+    the relay's round transaction, with ``apply_groups(session, groups)`` when it has one."""
+    return Relay(
+        factory,
+        clock,
+        handlers(clock, geography, subscribers=subscribers, extra_handlers=extra_handlers),
+        crash_hook=crash_hook,
+    )
 
 
 class RelayWorker(threading.Thread):

@@ -10,13 +10,16 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from jlis.bulk import bulk_insert
+from jlis.bulk import Bound, Prepared, bulk_insert
 from jlis.messaging.tables import OutboxRow
 
-# Core insert on the table, built once: each publish only binds parameters (an ORM insert with
-# .values() would rebuild and re-key the statement on every call, the relay's main cost).
 _OUTBOX = cast(Table, OutboxRow.__table__)
-_INSERT = insert(_OUTBOX)
+_COLUMNS = ("message_id", "source", "destination", "topic", "key", "payload", "created_at", "attempts")
+# Prepared once: a counter action publishes one to three messages, for which COPY or SQLAlchemy's
+# per-statement machinery would cost more than the insert itself.
+_INSERT = Prepared(insert(_OUTBOX).inline(), keys=_COLUMNS)
+SMALL = 20  # up to this many messages go through the prepared insert, more through bulk_insert
+_HELD = "jlis.messaging.held"  # Session.info key: messages held back for the relay (see hold)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,12 @@ def publish(
 ) -> str:
     """Write a message to the outbox inside the caller's transaction; it leaves only if that commits."""
     mid = message_id or new_message_id()
-    session.execute(
-        _INSERT,
+    held = session.info.get(_HELD)
+    if held is not None:
+        held.append((Message(mid, source, destination, topic, key, payload), now))
+        return mid
+    _INSERT.run(
+        session,
         {
             "message_id": mid,
             "source": source,
@@ -70,14 +77,64 @@ def publish(
     return mid
 
 
-def publish_many(session: Session, messages: Sequence[Message], *, now: dt.datetime) -> None:
+def publish_many(
+    session: Session, messages: Sequence[Message], *, now: dt.datetime, bound: Bound | None = None
+) -> None:
     """Several messages in one bulk insert (COPY on PostgreSQL), in the given order (so in sequence
     order), inside the caller's transaction, as :func:`publish` would write them one by one.
-    ``seq`` is ignored; a message's ``raw`` text, when set, is written as its payload."""
+    ``seq`` is ignored; a message's ``raw`` text, when set, is written as its payload. ``bound``:
+    the session's connection already taken for prepared statements (see jlis.bulk.Bound)."""
     if not messages:
         return
     if now.tzinfo is None:  # COPY would read a naive time in the session's zone
         raise ValueError(f"an aware datetime is required, got {now!r}")
+    held = session.info.get(_HELD)
+    if held is not None:
+        held.extend((m, now) for m in messages)
+        return
+    rows = [
+        {
+            "message_id": m.message_id,
+            "source": m.source,
+            "destination": m.destination,
+            "topic": m.topic,
+            "key": m.key,
+            "payload": m.raw if m.raw is not None else _encode(m.payload),
+            "created_at": now,
+            "attempts": 0,
+        }
+        for m in messages
+    ]
+    if len(rows) <= SMALL:
+        _INSERT.run_many(bound or session, rows)
+    else:
+        bulk_insert(session, _OUTBOX, rows)
+
+
+# ------------------------------------------------------------------- holding back (the relay's cascade)
+
+
+def hold(session: Session) -> None:
+    """From now on, what is published in ``session`` is kept in memory instead of written (see
+    :func:`release`): the relay delivers a forward in the transaction that made it, and writes it
+    to the outbox already delivered."""
+    session.info[_HELD] = []
+
+
+def release(session: Session) -> list[tuple[Message, dt.datetime]]:
+    """What was published since :func:`hold` (each message with its publication time), in order;
+    publishing writes to the outbox again. Nothing held is written: see :func:`write_held`."""
+    held: list[tuple[Message, dt.datetime]] = session.info.pop(_HELD, [])
+    return held
+
+
+def write_held(
+    session: Session, held: Sequence[tuple[Message, dt.datetime]], delivered: Sequence[dt.datetime | None]
+) -> None:
+    """Write released messages to the outbox in their order, each with its delivery time (None: not
+    delivered yet, the relay sends it as any other)."""
+    if not held:
+        return
     bulk_insert(
         session,
         _OUTBOX,
@@ -90,8 +147,9 @@ def publish_many(session: Session, messages: Sequence[Message], *, now: dt.datet
                 "key": m.key,
                 "payload": m.raw if m.raw is not None else _encode(m.payload),
                 "created_at": now,
+                "delivered_at": at,
                 "attempts": 0,
             }
-            for m in messages
+            for (m, now), at in zip(held, delivered, strict=True)
         ],
     )

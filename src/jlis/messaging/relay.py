@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -14,7 +16,7 @@ from jlis.bulk import bulk_insert
 from jlis.clock import Clock
 from jlis.db import transaction
 from jlis.keyset import select_by_keys
-from jlis.messaging.outbox import Message
+from jlis.messaging.outbox import Message, hold, release, write_held
 from jlis.messaging.tables import InboxRow, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Session, str, list[Message]], None]
 
 MAX_ATTEMPTS = 5  # a message failing this often is parked rather than retried for ever
+MAX_WAVES = 8  # hops a round follows at most before leaving the rest to the next round
 
 
 @runtime_checkable
@@ -52,8 +55,18 @@ _PENDING = (
     .limit(bindparam("limit"))
 )
 _NO_BITMAP = text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+# The relay's own transactions on PostgreSQL commit without waiting for the WAL flush. Everything
+# they write is derived from outbox rows that were committed durably by their publishers, so a
+# relay commit lost to a server crash (PostgreSQL loses a tail of the WAL, in order, never a hole)
+# only means those messages are delivered again, and the inbox makes that harmless: an ack cannot
+# outlive its delivery, which comes earlier in the WAL. The publishers (a counter, an agency's
+# provision log) still commit synchronously. This spares the relay a disk flush per round.
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _PARKED = (
     select(*_COLUMNS).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).order_by(_O.c.seq)
+)
+_PARKED_KEY_LIST = (
+    select(_O.c.key).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).distinct()
 )
 _ACK = update(_O).where(_O.c.seq.in_(bindparam("seqs", expanding=True))).values(delivered_at=bindparam("now"))
 _FAIL = (
@@ -65,9 +78,10 @@ _FAIL = (
 
 @dataclass
 class RelayStats:
-    delivered: int = 0
+    delivered: int = 0  # applied (or found in the inbox), forwards followed in the same round included
     duplicates: int = 0
     failed: int = 0
+    followed: int = 0  # forwards delivered in the round that published them
 
 
 class Relay:
@@ -92,6 +106,13 @@ class Relay:
         self._crash_hook = crash_hook or (lambda _point: None)
         self.stats = RelayStats()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with transaction(self._factory) as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(_ASYNC_COMMIT)
+            yield s
+
     def _handler_for(self, destination: str) -> Handler | None:
         return self._handlers.get(destination.split(":", 1)[0])
 
@@ -107,11 +128,15 @@ class Relay:
                 s.execute(_NO_BITMAP)
             return [_message(r) for r in s.execute(_PENDING, {"limit": limit})]
 
-    def run_once(self, batch: int = 1000) -> int:
-        """Deliver up to ``batch`` pending messages; return how many were handled."""
+    def run_once(self, batch: int = 1000, *, follow: bool = True) -> int:
+        """Deliver up to ``batch`` pending messages, and (``follow``) the forwards they cause (see
+        :meth:`_follow`); return how many pending messages were handled."""
         messages = self.pending(batch)
         if not messages:
             return 0
+        # Fewer than asked for: every deliverable message is in hand, so nothing older can wait
+        # for the destination and key of a forward made now, and the forwards may follow at once.
+        complete = follow and len(messages) < batch
         by_destination: dict[str, list[Message]] = {}
         for m in messages:
             by_destination.setdefault(m.destination, []).append(m)
@@ -128,8 +153,11 @@ class Relay:
             # The nodes share this database, so one transaction carries the whole round: each
             # node's inbox still makes its part idempotent. Nodes on separate databases would
             # each get their own transaction, which is what the fallback below does.
-            with transaction(self._factory) as s:
-                self._apply_in(s, groups)
+            with self._transaction() as s:
+                if complete:
+                    self._follow(s, groups)
+                else:
+                    self._apply_in(s, groups)
                 self._crash_hook("inside-apply")
             done = [m.seq for _, _, group in groups for m in group]
         except Exception:
@@ -156,24 +184,65 @@ class Relay:
         return total
 
     def _apply(self, destination: str, handler: Handler, group: list[Message]) -> None:
-        with transaction(self._factory) as s:
+        with self._transaction() as s:
             self._apply_in(s, [(destination, handler, group)])
             self._crash_hook("inside-apply")
 
-    def _apply_in(self, s: Session, groups: list[tuple[str, Handler, list[Message]]]) -> None:
+    def _follow(self, s: Session, groups: list[tuple[str, Handler, list[Message]]]) -> None:
+        """Apply the groups, then, in the same transaction, the forwards their handlers publish,
+        wave after wave (CS → 都道府県 → 全国 in one round). The tiers share this database, so a
+        forward can be delivered in the transaction that makes it: it is written to the outbox
+        already delivered (so every hop is still on record, with its inbox row) instead of being
+        read back, delivered and acknowledged by later rounds. Order per key holds because the
+        caller had every deliverable message in hand: whatever was older went in an earlier wave.
+        A forward whose key is parked, or with no handler, is written undelivered and waits."""
+        parked = set(s.execute(_PARKED_KEY_LIST).scalars())
+        wave = groups
+        for depth in range(MAX_WAVES):
+            hold(s)
+            try:
+                self._apply_in(s, wave, new=depth > 0)
+            finally:
+                held = release(s)
+            if not held:
+                return
+            now = self._clock.now()
+            follow: dict[str, list[Message]] = {}
+            delivered: list[dt.datetime | None] = []
+            for m, _at in held:
+                handler = self._handler_for(m.destination)
+                if handler is None or m.key in parked or depth == MAX_WAVES - 1:
+                    delivered.append(None)
+                else:
+                    follow.setdefault(m.destination, []).append(m)
+                    delivered.append(now)
+            write_held(s, held, delivered)
+            wave = [(d, h, ms) for d, ms in follow.items() if (h := self._handler_for(d)) is not None]
+            self.stats.followed += sum(len(ms) for ms in follow.values())
+            if not wave:
+                return
+
+    def _apply_in(
+        self, s: Session, groups: list[tuple[str, Handler, list[Message]]], *, new: bool = False
+    ) -> None:
         """Apply the groups (one per destination) in the caller's transaction: skip what each
         node's inbox already holds, hand the rest to the handlers (all groups of a handler in one
-        call where it can take them), then record the applied ids in the inboxes."""
-        seen = {
-            (r[0], r[1])
-            for r in select_by_keys(
-                s,
-                _INBOX,
-                ("node", "message_id"),
-                [(d, m.message_id) for d, _, group in groups for m in group],
-                ("node", "message_id"),
-            )
-        }
+        call where it can take them), then record the applied ids in the inboxes. ``new``: the
+        messages were made in this transaction, so no inbox can hold them yet."""
+        seen = (
+            set()
+            if new
+            else {
+                (r[0], r[1])
+                for r in select_by_keys(
+                    s,
+                    _INBOX,
+                    ("node", "message_id"),
+                    [(d, m.message_id) for d, _, group in groups for m in group],
+                    ("node", "message_id"),
+                )
+            }
+        )
         # Per handler, its fresh groups in the order the destinations first appear in the round.
         calls: dict[int, tuple[Handler, list[tuple[str, list[Message]]]]] = {}
         inbox: list[tuple[str, str]] = []
@@ -212,14 +281,14 @@ class Relay:
 
     def _fail(self, m: Message, exc: Exception) -> None:
         self.stats.failed += 1
-        with transaction(self._factory) as s:
+        with self._transaction() as s:
             s.execute(_FAIL, {"k_seq": m.seq, "v_error": repr(exc)[:2000]})
 
     def _ack(self, seqs: list[int]) -> None:
         if not seqs:
             return
         now = self._clock.now()
-        with transaction(self._factory) as s:
+        with self._transaction() as s:
             for chunk in _chunks(seqs, 500):
                 s.execute(_ACK, {"seqs": chunk, "now": now})
 

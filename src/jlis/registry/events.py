@@ -17,14 +17,19 @@ TOPIC_MOVE_OUT_CERT = "move_out_certificate"  # 転出証明書情報 (転出地
 TOPIC_MOVE_IN_NOTICE = "move_in_notice"  # 転入通知 (転入地 CS → 転出地 CS)
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def to_payload(obj: Any) -> dict[str, Any]:
-    return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    # Every change builds two of these: the field list is computed once per class.
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        out[name] = value.isoformat() if isinstance(value, dt.date) else value
+    return out
 
 
 @dataclass(frozen=True)

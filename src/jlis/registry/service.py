@@ -8,22 +8,25 @@ writes the record, its history and its outgoing messages in that same transactio
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import bindparam, event, insert, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
+from jlis.bulk import Bound
 from jlis.clock import Clock
 from jlis.codes import LgCode, MyNumber, NumberAuthority, ResidentCode
 from jlis.errors import InvalidInput, NotFound, RuleViolation
 from jlis.masters import Geography, Municipality
 from jlis.messaging import Message, publish_many
 from jlis.messaging.outbox import new_message_id
+from jlis.registry import store
 from jlis.registry.events import (
     TOPIC_FUHYO,
     TOPIC_IDENTITY,
@@ -51,23 +54,24 @@ from jlis.registry.models import (
     normalise_text,
     parse_date,
 )
-from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow, ResidentRow
+from jlis.registry.store import (
+    CERTIFICATES,
+    HISTORY,
+    HOUSEHOLD_COLUMNS,
+    HOUSEHOLDS,
+    RESIDENT_COLUMNS,
+    RESIDENTS,
+    Household,
+    Resident,
+    RowSet,
+)
 
 EARLIEST_BIRTH = dt.date(1880, 1, 1)
 MOVE_OUT_ADVANCE_DAYS = 30  # a 転出届 may name a planned date up to this far ahead
 ACCESS_LOG = AuditLog("access")
 
-# Statements on the hot path of every change, built once (SQLAlchemy then reuses their compiled form).
-_RECORD_WITH_HOUSEHOLD = (
-    select(ResidentRow, HouseholdRow)
-    .join(HouseholdRow, HouseholdRow.id == ResidentRow.household_id)
-    .where(ResidentRow.id == bindparam("rid"))
-)
-_OTHER_MEMBER = select(ResidentRow.id).where(
-    ResidentRow.household_id == bindparam("hid"),
-    ResidentRow.status == Status.ACTIVE,
-    ResidentRow.id != bindparam("rid"),
-)
+_R = RESIDENTS.c
+_NR = len(RESIDENT_COLUMNS)
 
 
 def cs_node(lg_code: str) -> str:
@@ -124,33 +128,32 @@ class MoveOutCertificate:
     honseki_lg_code: str | None = None
 
 
-class _Outgoing:
-    """History rows and outbox messages of one session's changes, written together just before
-    the session commits (or before anything reads them back): one executemany per table instead
-    of a statement per change. A rollback drops them with everything else."""
+P = ParamSpec("P")
+T = TypeVar("T")
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.history: list[dict[str, object]] = []
-        self.messages: list[Message] = []
-        self.now: dt.datetime | None = None
-        event.listen(session, "before_commit", self._before_commit)
-        event.listen(session, "after_rollback", self._after_rollback)
 
-    def write(self) -> None:
-        if self.history:
-            self.session.execute(insert(HistoryRow), self.history)
-            self.history = []
-        if self.messages:
-            assert self.now is not None
-            publish_many(self.session, self.messages, now=self.now)
-            self.messages = []
+def _action(
+    method: Callable[Concatenate[RegistryService, P], T],
+) -> Callable[Concatenate[RegistryService, P], T]:
+    """One counter action (a change or an audited read): the rows it changed, its history rows and
+    its messages are written when it returns, in the caller's transaction; if it raises, nothing
+    of it is written (a caller that goes on after a refusal keeps no trace of it). An action that
+    calls another (特例転入 → 転入) writes once, at the end of the outer one."""
 
-    def _before_commit(self, _session: Session) -> None:
-        self.write()
+    @functools.wraps(method)
+    def run(self: RegistryService, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self._depth += 1
+        try:
+            result = method(self, *args, **kwargs)
+            if self._depth == 1:
+                self._write()
+            return result
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._forget()
 
-    def _after_rollback(self, _session: Session) -> None:
-        self.history, self.messages = [], []
+    return run
 
 
 class RegistryService:
@@ -175,26 +178,57 @@ class RegistryService:
         self.numbers = numbers
         self.rng = rng
         self.staff = staff
-        self._out = _Outgoing(session)
-        self._households: dict[int, HouseholdRow] = {}
+        # What the current action read and will write (see _action).
+        self._depth = 0
+        self._residents: RowSet[Resident] = RowSet(RESIDENTS, Resident, RESIDENT_COLUMNS)
+        self._households: RowSet[Household] = RowSet(HOUSEHOLDS, Household, HOUSEHOLD_COLUMNS)
+        self._history: list[dict[str, object]] = []
+        self._messages: list[Message] = []
+        self._now: dt.datetime | None = None
+        self._bound: Bound | None = None
 
     def _send(self, destination: str, topic: str, key: str, payload: dict[str, object]) -> None:
-        self._out.now = self.clock.now()
-        self._out.messages.append(
+        self._now = self.clock.now()
+        self._messages.append(
             Message(new_message_id(), registry_node(self.lg_code), destination, topic, key, payload)
         )
 
     def flush(self) -> None:
-        """Write the buffered history and messages now (they are written at commit anyway)."""
-        self._out.write()
+        """Kept for callers of the buffered version: every action now writes when it returns."""
+
+    def _write(self) -> None:
+        self._households.write(self._db)
+        self._residents.write(self._db)
+        if self._history:
+            store.INSERT_HISTORY.run_many(self._db, self._history)
+            self._history = []
+        if self._messages:
+            assert self._now is not None
+            publish_many(self.s, self._messages, now=self._now, bound=self._db)
+            self._messages = []
+
+    @property
+    def _db(self) -> Bound:
+        """The transaction's connection for prepared statements, taken once per action."""
+        if self._bound is None:
+            self._bound = Bound(self.s)
+        return self._bound
+
+    def _forget(self) -> None:
+        self._bound = None
+        self._residents.forget()
+        self._households.forget()
+        self._history, self._messages = [], []
 
     # ------------------------------------------------------------------ reads (audited)
 
+    @_action
     def get(self, resident_id: int, *, purpose: str = "閲覧") -> ResidentView:
         row = self._row(resident_id)
         self._audit_read(row, purpose)
         return self._view(row)
 
+    @_action
     def find_by_code(self, resident_code: str) -> ResidentView:
         code = ResidentCode.parse(resident_code)
         row = self._latest_with_code(code)
@@ -203,80 +237,94 @@ class RegistryService:
         self._audit_read(row, "照会")
         return self._view(row)
 
+    @_action
     def search(self, query: str, *, include_removed: bool = False, limit: int = 50) -> list[ResidentView]:
         """By 住民票コード, 個人番号, or a prefix of the name or its furigana."""
         q = normalise_text(query)
         if not q:
             raise InvalidInput("検索語", "must not be empty")
-        stmt = select(ResidentRow).where(ResidentRow.lg_code == self.lg_code)
+        stmt = select(RESIDENTS).where(_R.lg_code == self.lg_code)
         compact = q.replace(" ", "").replace("\u3000", "")
         if compact.isdigit() and len(compact) in (11, 12):
-            col = ResidentRow.resident_code if len(compact) == 11 else ResidentRow.my_number
+            col = _R.resident_code if len(compact) == 11 else _R.my_number
             stmt = stmt.where(col == compact)
         else:
             family, _, given = q.replace("\u3000", " ").partition(" ")
-            conds = [ResidentRow.family_name.startswith(family), ResidentRow.family_kana.startswith(family)]
+            conds = [_R.family_name.startswith(family), _R.family_kana.startswith(family)]
             stmt = stmt.where(or_(*conds))
             if given:
-                stmt = stmt.where(
-                    or_(ResidentRow.given_name.startswith(given), ResidentRow.given_kana.startswith(given))
-                )
+                stmt = stmt.where(or_(_R.given_name.startswith(given), _R.given_kana.startswith(given)))
         if not include_removed:
-            stmt = stmt.where(ResidentRow.status != Status.REMOVED)
-        rows = self.s.execute(stmt.order_by(ResidentRow.family_kana, ResidentRow.id).limit(limit)).scalars()
+            stmt = stmt.where(_R.status != Status.REMOVED)
+        rows = [
+            self._residents.adopt(r)
+            for r in self.s.execute(stmt.order_by(_R.family_kana, _R.id).limit(limit))
+        ]
         views = []
         for row in rows:
             self._audit_read(row, "検索")
             views.append(self._view(row))
         return views
 
+    @_action
     def household_members(self, household_id: int) -> list[ResidentView]:
         hh = self._household(household_id)
-        rows = self.s.execute(
-            select(ResidentRow)
-            .where(ResidentRow.household_id == hh.id, ResidentRow.status != Status.REMOVED)
-            .order_by(ResidentRow.id)
-        ).scalars()
+        rows = [
+            self._residents.adopt(r)
+            for r in self.s.execute(
+                select(RESIDENTS).where(_R.household_id == hh.id, _R.status != Status.REMOVED).order_by(_R.id)
+            )
+        ]
         views = []
         for row in rows:
             self._audit_read(row, "世帯照会")
             views.append(self._view(row))
         return views
 
+    @_action
     def history(self, resident_id: int) -> list[HistoryEntry]:
         row = self._row(resident_id)
         self._audit_read(row, "履歴閲覧")
-        self._out.write()
+        h = HISTORY.c
         rows = self.s.execute(
-            select(HistoryRow).where(HistoryRow.resident_id == row.id).order_by(HistoryRow.version)
-        ).scalars()
-        return [
-            HistoryEntry(
+            select(
                 h.version,
-                ChangeReason(h.reason),
+                h.reason,
                 h.change_date,
                 h.notified_on,
                 h.recorded_at,
                 h.staff,
                 h.summary,
-                json.loads(h.snapshot),
+                h.snapshot,
             )
-            for h in rows
+            .where(h.resident_id == row.id)
+            .order_by(h.version)
+        )
+        return [
+            HistoryEntry(
+                version,
+                ChangeReason(reason),
+                change_date,
+                notified_on,
+                recorded_at,
+                staff,
+                summary,
+                json.loads(snap),
+            )
+            for version, reason, change_date, notified_on, recorded_at, staff, summary, snap in rows
         ]
 
     def received_certificates(self) -> list[MoveOutCertificate]:
         """転出証明書情報 received over the network and not yet used for a 特例転入."""
+        c = CERTIFICATES.c
         rows = self.s.execute(
-            select(MoveOutCertificateRow).where(
-                MoveOutCertificateRow.lg_code == self.lg_code,
-                MoveOutCertificateRow.direction == "in",
-                MoveOutCertificateRow.status == "received",
-            )
+            select(c.payload).where(c.lg_code == self.lg_code, c.direction == "in", c.status == "received")
         ).scalars()
-        return [_certificate_from_json(r.payload) for r in rows]
+        return [_certificate_from_json(payload) for payload in rows]
 
     # ------------------------------------------------------------------ changes
 
+    @_action
     def record_birth(
         self,
         person: NewPerson,
@@ -303,6 +351,7 @@ class RegistryService:
         )
         return self._commit_change(row, ChangeReason.BIRTH, person.birth_date, notified, "出生により記載")
 
+    @_action
     def record_move_in(
         self,
         certificate: MoveOutCertificate,
@@ -324,13 +373,9 @@ class RegistryService:
             )
         code = ResidentCode.parse(certificate.resident_code)
         MyNumber.parse(certificate.my_number)
-        already = self.s.execute(
-            select(ResidentRow.id).where(
-                ResidentRow.lg_code == self.lg_code,
-                ResidentRow.resident_code == code,
-                ResidentRow.status != Status.REMOVED,
-            )
-        ).first()
+        already = store.LIVING_WITH_CODE.first(
+            self._db, {"lg": self.lg_code, "code": code, "removed": Status.REMOVED.value}
+        )
         if already:
             raise RuleViolation("住民票コード", "the person already lives in this municipality")
         hh = self._household_for(placement, moved_on)
@@ -374,6 +419,7 @@ class RegistryService:
         )
         return view
 
+    @_action
     def record_special_move_in(
         self,
         certificate_no: str,
@@ -383,23 +429,22 @@ class RegistryService:
         notified_on: dt.date | None = None,
     ) -> ResidentView:
         """転入届の特例: the 転出証明書情報 arrived over the network; the card holder shows the card."""
-        row = self.s.execute(
-            select(MoveOutCertificateRow).where(
-                MoveOutCertificateRow.lg_code == self.lg_code,
-                MoveOutCertificateRow.direction == "in",
-                MoveOutCertificateRow.certificate_no == certificate_no,
-            )
-        ).scalar_one_or_none()
-        if row is None:
+        found = store.FIND_CERTIFICATE.first(
+            self._db, {"lg": self.lg_code, "direction": "in", "no": certificate_no}
+        )
+        if found is None:
             raise NotFound("転出証明書情報", certificate_no)
-        if row.status != "received":
+        cert_id, status, payload = found
+        if status != "received":
             raise RuleViolation("転出証明書情報", "already used for a 転入")
-        cert = _certificate_from_json(row.payload)
+        cert = _certificate_from_json(payload)
         if moved_on < cert.planned_date - dt.timedelta(days=MOVE_OUT_ADVANCE_DAYS):
             raise RuleViolation("転入日", "must not be long before the planned move-out date")
-        row.status = "used"
-        return self.record_move_in(cert, placement, moved_on=moved_on, notified_on=notified_on, special=True)
+        view = self.record_move_in(cert, placement, moved_on=moved_on, notified_on=notified_on, special=True)
+        store.CERTIFICATE_USED.run(self._db, {"k_id": cert_id})
+        return view
 
+    @_action
     def record_move_out(
         self,
         resident_id: int,
@@ -445,49 +490,49 @@ class RegistryService:
             reason = ChangeReason.MOVE_OUT
         cert = self._certificate(row, planned_date, special)
         view = self._commit_change(row, reason, planned_date, notified, f"{destination}へ転出")
-        self.s.add(
-            MoveOutCertificateRow(
-                lg_code=self.lg_code,
-                direction="out",
-                certificate_no=cert.certificate_no,
-                from_lg_code=self.lg_code,
-                to_lg_code=dest,
-                resident_code=row.resident_code,
-                planned_date=planned_date,
-                payload=_certificate_to_json(cert),
-                status="issued",
-            )
+        store.INSERT_CERTIFICATE.run(
+            self._db,
+            {
+                "lg_code": self.lg_code,
+                "direction": "out",
+                "certificate_no": cert.certificate_no,
+                "from_lg_code": self.lg_code,
+                "to_lg_code": dest,
+                "resident_code": row.resident_code,
+                "planned_date": planned_date,
+                "payload": _certificate_to_json(cert),
+                "status": "issued",
+            },
         )
         if special and dest:
             self._send(cs_node(dest), TOPIC_MOVE_OUT_CERT, row.resident_code, certificate_to_payload(cert))
         return view, cert
 
+    @_action
     def receive_move_out_certificate(self, payload: dict[str, object]) -> None:
         """The CS hands over 転出証明書情報 that arrived for this municipality (idempotent by number)."""
         cert = _certificate_from_json(json.dumps(payload))
-        exists = self.s.execute(
-            select(MoveOutCertificateRow.id).where(
-                MoveOutCertificateRow.lg_code == self.lg_code,
-                MoveOutCertificateRow.direction == "in",
-                MoveOutCertificateRow.certificate_no == cert.certificate_no,
-            )
-        ).first()
+        exists = store.FIND_CERTIFICATE.first(
+            self._db, {"lg": self.lg_code, "direction": "in", "no": cert.certificate_no}
+        )
         if exists:
             return
-        self.s.add(
-            MoveOutCertificateRow(
-                lg_code=self.lg_code,
-                direction="in",
-                certificate_no=cert.certificate_no,
-                from_lg_code=cert.from_lg_code,
-                to_lg_code=self.lg_code,
-                resident_code=cert.resident_code,
-                planned_date=cert.planned_date,
-                payload=json.dumps(payload, ensure_ascii=False),
-                status="received",
-            )
+        store.INSERT_CERTIFICATE.run(
+            self._db,
+            {
+                "lg_code": self.lg_code,
+                "direction": "in",
+                "certificate_no": cert.certificate_no,
+                "from_lg_code": cert.from_lg_code,
+                "to_lg_code": self.lg_code,
+                "resident_code": cert.resident_code,
+                "planned_date": cert.planned_date,
+                "payload": json.dumps(payload, ensure_ascii=False),
+                "status": "received",
+            },
         )
 
+    @_action
     def receive_move_in_notice(self, payload: dict[str, object]) -> None:
         """転入通知 from the new municipality: close (消除) the record that was moving out."""
         code = str(payload["resident_code"])
@@ -509,16 +554,9 @@ class RegistryService:
             "転入通知により消除",
             staff="CS",
         )
-        self.s.execute(
-            update(MoveOutCertificateRow)
-            .where(
-                MoveOutCertificateRow.lg_code == self.lg_code,
-                MoveOutCertificateRow.direction == "out",
-                MoveOutCertificateRow.resident_code == code,
-            )
-            .values(status="used")
-        )
+        store.CERTIFICATES_OF_USED.run(self._db, {"lg": self.lg_code, "code": code})
 
+    @_action
     def record_relocation(
         self,
         resident_id: int,
@@ -534,13 +572,12 @@ class RegistryService:
         notified = self._notified(notified_on, not_before=moved_on)
         address = self._address(placement.town_id, placement.banchi)
         if whole_household:
-            movers = list(
-                self.s.execute(
-                    select(ResidentRow).where(
-                        ResidentRow.household_id == row.household_id, ResidentRow.status == Status.ACTIVE
-                    )
-                ).scalars()
-            )
+            movers = [
+                self._residents.adopt(r)
+                for r in store.ACTIVE_MEMBERS.rows(
+                    self._db, {"hid": row.household_id, "active": Status.ACTIVE.value}
+                )
+            ]
         else:
             movers = [row]
         # Refuse before anything changes, so a caller that goes on after a refusal keeps no trace of it.
@@ -558,6 +595,7 @@ class RegistryService:
             )
         return views
 
+    @_action
     def record_death(
         self, resident_id: int, *, died_on: dt.date, notified_on: dt.date | None = None
     ) -> ResidentView:
@@ -570,6 +608,7 @@ class RegistryService:
         row.status, row.removed_on = Status.REMOVED, died_on
         return self._commit_change(row, ChangeReason.DEATH, died_on, notified, "死亡により消除")
 
+    @_action
     def record_name_change(
         self,
         resident_id: int,
@@ -616,6 +655,7 @@ class RegistryService:
         "former_surname_kana": "旧氏の振り仮名",
     }
 
+    @_action
     def record_correction(
         self, resident_id: int, fields: dict[str, str], *, reason: str, corrected_on: dt.date | None = None
     ) -> ResidentView:
@@ -662,6 +702,7 @@ class RegistryService:
             row.address_text = self._address(row.town_id, row.banchi).text
         return self._commit_change(row, ChangeReason.CORRECTION, when, today, f"職権修正({reason})")
 
+    @_action
     def change_resident_code(self, resident_id: int, *, notified_on: dt.date | None = None) -> ResidentView:
         """住民票コード変更請求: a new random code, and with it a new My Number; both old ones are
         retired and never issued again."""
@@ -679,12 +720,17 @@ class RegistryService:
 
     # ------------------------------------------------------------------ households
 
-    def new_household(self, created_on: dt.date) -> HouseholdRow:
-        hh = HouseholdRow(lg_code=self.lg_code, household_no="", created_on=created_on)
-        self.s.add(hh)
-        self.s.flush()
-        self._households[hh.id] = hh
-        hh.household_no = f"{hh.id:010d}"
+    @_action
+    def new_household(self, created_on: dt.date) -> Household:
+        values = {
+            "lg_code": self.lg_code,
+            "household_no": "",
+            "head_resident_id": None,
+            "created_on": created_on,
+        }
+        (hid,) = store.INSERT_HOUSEHOLD.rows(self._db, values)[0]
+        hh = self._households.adopt((hid, *values.values()))
+        hh.household_no = f"{hid:010d}"  # the number is the id: written with the action's other changes
         return hh
 
     # ------------------------------------------------------------------ internals
@@ -706,34 +752,27 @@ class RegistryService:
                 raise
             raise InvalidInput(field, err.rule) from err
 
-    def _row(self, resident_id: int) -> ResidentRow:
-        # One query loads the record with its household: every change shows both afterwards.
-        found = self.s.execute(_RECORD_WITH_HOUSEHOLD, {"rid": resident_id}).first()
-        row = found[0] if found else None
-        if found:
-            # The session's identity map holds objects weakly: keep the household alive so that
-            # showing the record afterwards needs no second query.
-            self._households[found[1].id] = found[1]
+    def _row(self, resident_id: int) -> Resident:
+        row = self._residents.rows.get(resident_id)
+        if row is None:
+            # One query loads the record with its household: every change shows both afterwards.
+            found = store.LOAD_WITH_HOUSEHOLD.first(self._db, {"rid": resident_id})
+            if found is not None:
+                row = self._residents.adopt(found[:_NR])
+                self._households.adopt(found[_NR:])
         # Another municipality's record answers exactly like a missing one: staff are scoped to
         # their own 団体 and must not learn that a record exists elsewhere (fails closed).
         if row is None or row.lg_code != self.lg_code:
             raise NotFound("住民票", str(resident_id))
         return row
 
-    def _latest_with_code(self, code: str) -> ResidentRow | None:
+    def _latest_with_code(self, code: str) -> Resident | None:
         """The newest record of this municipality with the code (a person who left and came back
         has an old, removed record too)."""
-        return (
-            self.s.execute(
-                select(ResidentRow)
-                .where(ResidentRow.lg_code == self.lg_code, ResidentRow.resident_code == code)
-                .order_by(ResidentRow.id.desc())
-            )
-            .scalars()
-            .first()
-        )
+        found = store.LATEST_WITH_CODE.first(self._db, {"lg": self.lg_code, "code": code})
+        return None if found is None else self._residents.adopt(found)
 
-    def _active_row(self, resident_id: int, action: str, *, allow_moving_out: bool = False) -> ResidentRow:
+    def _active_row(self, resident_id: int, action: str, *, allow_moving_out: bool = False) -> Resident:
         row = self._row(resident_id)
         if row.status == Status.REMOVED:
             why = "deceased" if row.last_reason == ChangeReason.DEATH else "removed (消除)"
@@ -742,15 +781,18 @@ class RegistryService:
             raise RuleViolation("状態", f"{action} is not possible after a 転出届 (moving out)")
         return row
 
-    def _household(self, household_id: int | None) -> HouseholdRow:
+    def _household(self, household_id: int | None) -> Household:
         hh = None
         if household_id is not None:
-            hh = self._households.get(household_id) or self.s.get(HouseholdRow, household_id)
+            hh = self._households.rows.get(household_id)
+            if hh is None:
+                found = store.LOAD_HOUSEHOLD.first(self._db, {"hid": household_id})
+                hh = None if found is None else self._households.adopt(found)
         if hh is None or hh.lg_code != self.lg_code:
             raise NotFound("世帯", str(household_id))
         return hh
 
-    def _regroup(self, row: ResidentRow, placement: Placement, since: dt.date) -> None:
+    def _regroup(self, row: Resident, placement: Placement, since: dt.date) -> None:
         """A person who moves alone joins the named household, or founds a new one (世帯分離) when
         others stay behind."""
         if placement.household_id is not None:
@@ -760,49 +802,39 @@ class RegistryService:
                 row.household_id = target.id
                 row.relationship = check_name("続柄", placement.relationship)
             return
-        others = self.s.execute(_OTHER_MEMBER, {"hid": row.household_id, "rid": row.id}).first()
+        others = store.ANOTHER_ACTIVE_MEMBER.first(
+            self._db, {"hid": row.household_id, "active": Status.ACTIVE.value, "rid": row.id}
+        )
         if others:
             self._leave_household(row, None)
             hh = self.new_household(since)
             hh.head_resident_id = row.id
             row.household_id, row.relationship = hh.id, "世帯主"
 
-    def _household_for(self, placement: Placement, since: dt.date) -> HouseholdRow:
+    def _household_for(self, placement: Placement, since: dt.date) -> Household:
         if placement.household_id is None:
             if placement.relationship not in ("世帯主", ""):
                 raise InvalidInput("続柄", "a person founding a new household is its 世帯主")
             return self.new_household(since)
         return self._household(placement.household_id)
 
-    def _head_or_member(self, hh: HouseholdRow) -> Address:
-        member = (
-            self.s.execute(
-                select(ResidentRow)
-                .where(ResidentRow.household_id == hh.id, ResidentRow.status == Status.ACTIVE)
-                .order_by(ResidentRow.id)
-            )
-            .scalars()
-            .first()
-        )
+    def _head_or_member(self, hh: Household) -> Address:
+        found = store.FIRST_ACTIVE_MEMBER.first(self._db, {"hid": hh.id, "active": Status.ACTIVE.value})
+        member = None if found is None else self._residents.adopt(found)
         if member is None:
             raise RuleViolation("世帯", "the household has no living member to be born into")
         return Address(self.lg_code, member.town_id, member.banchi, member.address_text)
 
-    def _leave_household(self, row: ResidentRow, new_head_id: int | None) -> None:
+    def _leave_household(self, row: Resident, new_head_id: int | None) -> None:
         hh = self._household(row.household_id)
         if hh.head_resident_id != row.id:
             return
-        others = (
-            self.s.execute(
-                select(ResidentRow.id).where(
-                    ResidentRow.household_id == hh.id,
-                    ResidentRow.status == Status.ACTIVE,
-                    ResidentRow.id != row.id,
-                )
+        others = [
+            rid
+            for (rid,) in store.OTHER_ACTIVE_MEMBERS.rows(
+                self._db, {"hid": hh.id, "active": Status.ACTIVE.value, "rid": row.id}
             )
-            .scalars()
-            .all()
-        )
+        ]
         if not others:
             return
         if new_head_id is None:
@@ -811,7 +843,12 @@ class RegistryService:
         if new_head_id not in others:
             raise InvalidInput("新世帯主", "must be a remaining member of the household")
         hh.head_resident_id = new_head_id
-        self.s.get(ResidentRow, new_head_id).relationship = "世帯主"  # type: ignore[union-attr]
+        head = self._residents.rows.get(new_head_id)
+        if head is None:
+            found = store.LOAD_RESIDENT.first(self._db, {"rid": new_head_id})
+            assert found is not None  # one of ``others``, read in this transaction
+            head = self._residents.adopt(found)
+        head.relationship = "世帯主"
 
     def _address(self, town_id: str, banchi: str) -> Address:
         town = self.geo.town(town_id)
@@ -829,12 +866,12 @@ class RegistryService:
         resident_code: str,
         my_number: str,
         address_of: Address,
-        household: HouseholdRow,
+        household: Household,
         relationship: str,
         since: dt.date,
         notified_on: dt.date,
         previous_address: str | None,
-    ) -> ResidentRow:
+    ) -> Resident:
         today = self.clock.today()
         check_past_date("生年月日", person.birth_date, today, earliest=EARLIEST_BIRTH)
         nationality = check_name("国籍", person.nationality)
@@ -847,7 +884,7 @@ class RegistryService:
             raise InvalidInput("通称", "only foreign residents may register a 通称")
         if nationality != "JP" and (honseki or person.honseki_lg_code):
             raise InvalidInput("本籍", "foreign residents have no 本籍")
-        row = ResidentRow(
+        values: dict[str, Any] = dict(
             lg_code=self.lg_code,
             resident_code=resident_code,
             my_number=my_number,
@@ -875,13 +912,15 @@ class RegistryService:
             status=Status.ACTIVE,
             last_reason=ChangeReason.INITIAL,
             last_change_date=since,
+            removed_on=None,
+            move_destination=None,
+            move_destination_lg_code=None,
             version=0,
         )
-        self.s.add(row)
-        self.s.flush()
-        return row
+        (rid,) = store.INSERT_RESIDENT.rows(self._db, values)[0]
+        return self._residents.adopt((rid, *(values[c] for c in RESIDENT_COLUMNS[1:])))
 
-    def _certificate(self, row: ResidentRow, planned_date: dt.date, special: bool) -> MoveOutCertificate:
+    def _certificate(self, row: Resident, planned_date: dt.date, special: bool) -> MoveOutCertificate:
         prefix = "TS" if special else "TP"  # 特例 (network) / paper
         return MoveOutCertificate(
             certificate_no=f"{prefix}-{self.lg_code}-{row.id}-{row.version + 1}",
@@ -903,7 +942,7 @@ class RegistryService:
 
     def _commit_change(
         self,
-        row: ResidentRow,
+        row: Resident,
         reason: ChangeReason,
         change_date: dt.date,
         notified_on: dt.date,
@@ -912,15 +951,16 @@ class RegistryService:
         staff: str | None = None,
         previous_code: str | None = None,
     ) -> ResidentView:
-        """Bump the version, write the history row and the outgoing messages: one transaction."""
+        """Bump the version; the history row and the outgoing messages are written with the record
+        when the action returns (see _action), in the caller's transaction."""
         now = self.clock.now()
         row.version += 1
         row.last_reason, row.last_change_date = reason, change_date
         if reason not in (ChangeReason.MOVE_OUT_CONFIRMED,):
             row.notified_on = notified_on
         view = self._view(row)
-        self._out.now = now
-        self._out.history.append(
+        self._now = now
+        self._history.append(
             {
                 "resident_id": row.id,
                 "version": row.version,
@@ -934,10 +974,10 @@ class RegistryService:
             }
         )
         if reason in NOTIFIED_REASONS:
-            self._out.messages.extend(identity_messages(view, reason, change_date, now, previous_code))
+            self._messages.extend(identity_messages(view, reason, change_date, now, previous_code))
         return view
 
-    def _audit_read(self, row: ResidentRow, purpose: str) -> None:
+    def _audit_read(self, row: Resident, purpose: str) -> None:
         ACCESS_LOG.append(
             self.s,
             at=self.clock.now(),
@@ -952,9 +992,12 @@ class RegistryService:
             },
         )
 
-    def _view(self, row: ResidentRow) -> ResidentView:
-        hh = self._households.get(row.household_id) or self.s.get(HouseholdRow, row.household_id)
-        assert hh is not None
+    def _view(self, row: Resident) -> ResidentView:
+        hh = self._households.rows.get(row.household_id)
+        if hh is None:
+            found = store.LOAD_HOUSEHOLD.first(self._db, {"hid": row.household_id})
+            assert found is not None  # reg_residents.household_id is a foreign key
+            hh = self._households.adopt(found)
         return ResidentView(
             id=row.id,
             lg_code=row.lg_code,
@@ -1081,8 +1124,8 @@ def snapshot(values: Mapping[str, Any], household_no: str) -> dict[str, object]:
     }
 
 
-def _columns(row: ResidentRow) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in ResidentRow.__table__.columns}
+def _columns(row: Resident) -> dict[str, Any]:
+    return {c: getattr(row, c) for c in RESIDENT_COLUMNS}
 
 
 def _certificate_to_json(cert: MoveOutCertificate) -> str:
@@ -1136,11 +1179,7 @@ def certificate_to_payload(cert: MoveOutCertificate) -> dict[str, object]:
 
 def active_codes(session: Session, lg_code: str) -> Sequence[str]:
     return (
-        session.execute(
-            select(ResidentRow.resident_code).where(
-                ResidentRow.lg_code == lg_code, ResidentRow.status == Status.ACTIVE
-            )
-        )
+        session.execute(select(_R.resident_code).where(_R.lg_code == lg_code, _R.status == Status.ACTIVE))
         .scalars()
         .all()
     )

@@ -35,6 +35,12 @@ OPENAPI_TAGS = [
         "description": "別表第一の機関が、認められた事務について照会する",
     },
     {"name": "住基ネット (J-LIS)", "description": "J-LIS 運用者: 伝播状況と提供記録の開示"},
+    {
+        "name": "マイナンバーカード (市区町村)",
+        "description": "交付通知書・交付・一時停止の解除・再交付・返納・継続利用",
+    },
+    {"name": "マイナンバーカード (24時間コールセンター)", "description": "紛失・盗難時の一時停止"},
+    {"name": "マイナンバーカード (J-LIS)", "description": "申請受付・製造・発送・特急発行の管理"},
 ]
 
 DESCRIPTION = """jlis の HTTP API。すべての呼び出しは `POST /api/v1/token` で得たベアラートークンを使い、\
@@ -132,6 +138,11 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     """The web face of one jlis. With ``relay_worker`` a background thread delivers the outbox
     (CS → prefecture → nation) while the app runs; without it, something else must drain it."""
     from jlis.auth import api as auth_api
+    from jlis.card import api as card_api
+    from jlis.card import pages as card_pages
+    from jlis.jpki import api as jpki_api
+    from jlis.jpki import pages as jpki_pages
+    from jlis.jpki.rp import server as jpki_login
     from jlis.juki import api as juki_api
     from jlis.juki import pages as juki_pages
     from jlis.registry import api as registry_api
@@ -142,10 +153,10 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker: Any = None
         if relay_worker:
-            from jlis.juki.network import RelayWorker, build_relay
+            from jlis.juki.network import RelayWorker
+            from jlis.stack import build_stack_relay
 
-            relay = build_relay(container.factory, container.clock, container.geography)
-            worker = RelayWorker(relay)
+            worker = RelayWorker(build_stack_relay(container))
             worker.start()
         app.state.relay_worker = worker
         try:
@@ -171,8 +182,23 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if offline_docs:
         _serve_docs_offline(app, offline_docs)
-    for module in (web_pages, auth_api, registry_api, registry_pages, juki_api, juki_pages):
-        app.include_router(module.router)
+    for router in (
+        web_pages.router,
+        auth_api.router,
+        registry_api.router,
+        registry_pages.router,
+        juki_api.router,
+        juki_pages.router,
+        card_api.router,
+        card_api.hotline_router,
+        card_api.jlis_router,
+        card_pages.router,
+        jpki_api.router,
+        jpki_api.api_router,
+        jpki_pages.router,
+        jpki_login.router,
+    ):
+        app.include_router(router)
     check_route_guards(app.routes)
     app.add_middleware(SecurityHeaders)
     return app

@@ -23,6 +23,8 @@ TEMPLATE_DIRS = {
     "web": _SRC / "web" / "templates",
     "registry": _SRC / "registry" / "templates",
     "juki": _SRC / "juki" / "templates",
+    "card": _SRC / "card" / "templates",
+    "jpki": _SRC / "jpki" / "templates",
 }
 
 _WEEKDAYS = "月火水木金土日"

@@ -1,0 +1,187 @@
+"""Card login against a running jlis: the instance acts as a relying party of its own
+authentication CA (a stand-in for マイナポータル-style "ログイン with the card").
+
+    POST /api/v1/jpki/login/challenge   → {"challenge": "<text to sign>", "expires_at": ...}
+    POST /api/v1/jpki/login/verify      {"challenge", "certificate", "signature"} → the 発行番号
+
+Both routes are public: the card *is* the credential. The challenge must be one this process issued
+and not yet used (kept in memory, taken once); the certificate must chain to an authentication CA
+generation of this instance and be ``good`` in its certificate table (the same status the OCSP
+responder serves, read directly: the verifier and the CA are one process here). One process only:
+with several workers a challenge issued by one is unknown to the others (documented limitation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from cryptography import x509
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jlis.clock import Clock
+from jlis.container import Container
+from jlis.db import read_only, transaction
+from jlis.errors import RuleViolation
+from jlis.jpki.rp.errors import CertificateRevoked, LoginRefused, RevocationUnknown
+from jlis.jpki.rp.login import (
+    Challenge,
+    LoginResponse,
+    ReplayGuard,
+    make_challenge,
+    verify_login,
+)
+from jlis.jpki.rp.status import RevocationResult
+from jlis.jpki.rp.trust import Purpose, TrustAnchor, TrustStore
+from jlis.jpki.tables import AUTH, GOOD, HOLD, CaGenerationRow, CertificateRow
+from jlis.web.deps import get_container, public
+
+TAG = "公的個人認証 (カードでログイン)"
+PATH = "/api/v1/jpki/login"
+router = APIRouter(prefix=PATH, tags=[TAG])
+MAX_PENDING = 100_000
+
+
+class ChallengeOut(BaseModel):
+    challenge: str = Field(description="カードで署名する文字列 (そのまま UTF-8 で署名する)")
+    audience: str
+    expires_at: str
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge: str = Field(max_length=400, description="/challenge が返した文字列")
+    certificate: str = Field(max_length=20_000, description="利用者証明用電子証明書 (DER, base64url)")
+    signature: str = Field(max_length=2_000, description="署名値 (base64url)")
+
+
+class LoginOut(BaseModel):
+    issuer: str
+    serial: str = Field(description="発行番号 (16進)")
+    identifier: str = Field(description="issuer#serial: 利用者の識別子 (個人情報を含まない)")
+    generation: str
+    certificate_not_after: str
+
+
+class LoginDesk:
+    """The challenges this process issued and not yet answered, and the used nonces."""
+
+    def __init__(self) -> None:
+        self._pending: dict[bytes, Challenge] = {}
+        self._lock = threading.Lock()
+        self.replay = ReplayGuard()
+
+    def issue(self, audience: str, clock: Clock) -> Challenge:
+        challenge = make_challenge(audience, clock=clock)
+        now = clock.now()
+        with self._lock:
+            for nonce in [n for n, c in self._pending.items() if c.expires_at < now]:
+                del self._pending[nonce]
+            if len(self._pending) >= MAX_PENDING:
+                raise RuleViolation("challenge", "too many logins pending; try again in a minute")
+            self._pending[challenge.nonce] = challenge
+        return challenge
+
+    def take(self, text: str) -> Challenge:
+        """The issued challenge the client echoes, removed from the pending set (used once)."""
+        echoed = Challenge.from_text(text)
+        with self._lock:
+            issued = self._pending.pop(echoed.nonce, None)
+        if issued is None or issued != echoed:
+            raise LoginRefused("challenge", "must be a challenge this service issued and not yet used")
+        return issued
+
+
+_desk_lock = threading.Lock()
+
+
+def login_desk(request: Request) -> LoginDesk:
+    with _desk_lock:
+        desk = getattr(request.app.state, "jpki_login_desk", None)
+        if desk is None:
+            desk = request.app.state.jpki_login_desk = LoginDesk()
+    return desk
+
+
+def audience_of(container: Container) -> str:
+    return f"{container.settings.resolved_public_url}{PATH}"
+
+
+def auth_trust_store(session: Session) -> TrustStore:
+    """Every authentication CA generation of this instance not on the ARL."""
+    rows = session.scalars(
+        select(CaGenerationRow)
+        .where(CaGenerationRow.ca_kind == AUTH, CaGenerationRow.revoked_at.is_(None))
+        .order_by(CaGenerationRow.generation)
+    ).all()
+    return TrustStore(
+        Purpose.AUTH, [(f"g{r.generation}", x509.load_der_x509_certificate(r.certificate_der)) for r in rows]
+    )
+
+
+class DatabaseStatus:
+    """The certificate's status as the CA's own table records it (the source the OCSP responder and
+    the CRLs are made from). A certificate the table does not know is refused."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def check(self, certificate: x509.Certificate, anchor: TrustAnchor, at: dt.datetime) -> RevocationResult:
+        generation = int(anchor.label.removeprefix("g"))
+        row = self.session.execute(
+            select(CertificateRow.status, CertificateRow.revoked_at, CertificateRow.revocation_reason)
+            .join(CaGenerationRow, CaGenerationRow.id == CertificateRow.ca_generation_id)
+            .where(
+                CaGenerationRow.ca_kind == AUTH,
+                CaGenerationRow.generation == generation,
+                CertificateRow.serial == format(certificate.serial_number, "x"),
+            )
+        ).first()
+        if row is None:
+            raise RevocationUnknown("certificate", "was not issued by this instance's authentication CA")
+        status, revoked_at, reason = row
+        if status != GOOD:
+            at_text = revoked_at.isoformat() if revoked_at else "unknown time"
+            rule = f"is on hold (一時保留) since {at_text}" if status == HOLD else f"was revoked at {at_text}"
+            raise CertificateRevoked(
+                "certificate", rule, revoked_at=revoked_at, reason=reason, source="jpki_certificates"
+            )
+        return RevocationResult("database", "jpki_certificates", at, None)
+
+
+@router.post("/challenge", dependencies=[Depends(public)], summary="ログイン用チャレンジの発行")
+def issue_challenge(request: Request, container: Container = Depends(get_container)) -> ChallengeOut:
+    challenge = login_desk(request).issue(audience_of(container), container.clock)
+    return ChallengeOut(
+        challenge=challenge.to_text(),
+        audience=challenge.audience,
+        expires_at=challenge.expires_at.isoformat(),
+    )
+
+
+@router.post("/verify", dependencies=[Depends(public)], summary="カードの署名を検証して発行番号を返す")
+def verify(body: VerifyIn, request: Request, container: Container = Depends(get_container)) -> LoginOut:
+    desk = login_desk(request)
+    challenge = desk.take(body.challenge)
+    response = LoginResponse.from_dict({"certificate": body.certificate, "signature": body.signature})
+    with transaction(container.factory) as s:
+        read_only(s)
+        result = verify_login(
+            challenge,
+            response,
+            trust=auth_trust_store(s),
+            revocation=DatabaseStatus(s),
+            clock=container.clock,
+            replay=desk.replay,
+            audience=audience_of(container),
+        )
+    return LoginOut(
+        issuer=result.issuer,
+        serial=result.serial,
+        identifier=result.identifier,
+        generation=result.generation,
+        certificate_not_after=result.not_after.isoformat(),
+    )

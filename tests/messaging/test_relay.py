@@ -1,0 +1,141 @@
+"""The relay: forwards made in a round are delivered in that round when it held every deliverable
+message, and otherwise wait their turn; order per key, parked keys and failures are respected."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.clock import JST, FixedClock
+from jlis.messaging import MAX_ATTEMPTS, Message, Relay, publish, publish_many
+from jlis.messaging.tables import InboxRow, OutboxRow
+
+
+class Chain:
+    """Node kinds a → b → c: a and b pass each message on (same key), c keeps what it got.
+    ``calls`` is every (node, key, payload value) applied, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.refuse: set[str] = set()
+        self.clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=JST))
+
+    def handler(self, kind: str, onward: str | None):  # type: ignore[no-untyped-def]
+        def apply(session: Session, node: str, messages: list[Message]) -> None:
+            for m in messages:
+                if m.payload["v"] in self.refuse and kind == "c":
+                    raise ValueError(f"refused {m.payload['v']}")
+                self.calls.append((node, m.key, m.payload["v"]))
+            if onward:
+                publish_many(
+                    session,
+                    [
+                        Message(f"{m.message_id}>{onward}", node, onward, "t", m.key, m.payload)
+                        for m in messages
+                    ],
+                    now=self.clock.now(),
+                )
+
+        return apply
+
+    def relay(self, factory: sessionmaker[Session]) -> Relay:
+        return Relay(
+            factory,
+            self.clock,
+            {"a": self.handler("a", "b:1"), "b": self.handler("b", "c:1"), "c": self.handler("c", None)},
+        )
+
+
+def send(factory: sessionmaker[Session], chain: Chain, destination: str, key: str, v: str) -> None:
+    with factory() as s, s.begin():
+        publish(
+            s,
+            source="t",
+            destination=destination,
+            topic="t",
+            key=key,
+            payload={"v": v},
+            now=chain.clock.now(),
+        )
+
+
+def count(factory: sessionmaker[Session], *where: object, table: type = OutboxRow) -> int:
+    with factory() as s:
+        return int(s.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+
+def test_forwards_follow_in_the_round_that_made_them(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    relay = chain.relay(factory)
+    for i in range(3):
+        send(factory, chain, "a:1", f"k{i}", f"v{i}")
+    assert relay.run_once() == 3  # one round: a, then b, then c
+    assert [(n, v) for n, _, v in chain.calls] == [
+        ("a:1", "v0"), ("a:1", "v1"), ("a:1", "v2"),
+        ("b:1", "v0"), ("b:1", "v1"), ("b:1", "v2"),
+        ("c:1", "v0"), ("c:1", "v1"), ("c:1", "v2"),
+    ]  # fmt: skip
+    assert relay.stats.followed == 6 and relay.run_once() == 0
+    # Every hop is on record: its outbox row (delivered) and its inbox row.
+    assert count(factory) == 9 and count(factory, OutboxRow.delivered_at.is_(None)) == 0
+    assert count(factory, table=InboxRow) == 9
+
+
+def test_a_round_that_did_not_hold_everything_leaves_forwards_for_later(
+    factory: sessionmaker[Session],
+) -> None:
+    chain = Chain()
+    relay = chain.relay(factory)
+    for i in range(3):
+        send(factory, chain, "a:1", "k", f"v{i}")
+    assert relay.run_once(batch=2) == 2  # more may wait: nothing follows
+    assert relay.stats.followed == 0
+    assert count(factory, OutboxRow.delivered_at.is_(None)) == 3  # v2 at a, v0 and v1 for b
+    relay.drain()
+    assert [v for n, _, v in chain.calls if n == "c:1"] == ["v0", "v1", "v2"]  # order per key held
+
+
+def test_what_waited_for_a_node_goes_before_a_forward_to_it(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    relay = chain.relay(factory)
+    send(factory, chain, "a:1", "k", "first")
+    relay.run_once(follow=False)  # "first" now waits for b
+    send(factory, chain, "a:1", "k", "second")
+    relay.run_once()  # b gets "first", then the forward of "second"
+    assert [v for n, _, v in chain.calls if n == "b:1"] == ["first", "second"]
+    assert [v for n, _, v in chain.calls if n == "c:1"] == ["first", "second"]
+
+
+def test_a_parked_key_keeps_its_forwards_waiting(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    relay = chain.relay(factory)
+    send(factory, chain, "x:1", "stuck", "parked")  # no handler for x: fails until parked
+    with factory() as s, s.begin():
+        s.execute(update(OutboxRow).values(attempts=MAX_ATTEMPTS))
+    send(factory, chain, "a:1", "stuck", "v1")
+    send(factory, chain, "a:1", "free", "v2")
+    relay.drain()
+    assert [(n, v) for n, _, v in chain.calls] == [("a:1", "v2"), ("b:1", "v2"), ("c:1", "v2")]
+    # "stuck" is parked, so even its message to a waits (the relay never reads it), and nothing follows.
+    assert count(factory, OutboxRow.delivered_at.is_(None)) == 2
+
+
+def test_a_failure_in_a_followed_hop_undoes_the_round_and_falls_back(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    relay = chain.relay(factory)
+    chain.refuse.add("bad")
+    send(factory, chain, "a:1", "k1", "good")
+    send(factory, chain, "a:1", "k2", "bad")
+    assert relay.run_once() == 2  # the round failed at c; node by node, a applies both
+    assert count(factory, OutboxRow.destination == "b:1", OutboxRow.delivered_at.is_(None)) == 2
+    chain.calls.clear()
+    relay.drain()
+    assert ("c:1", "k1", "good") in chain.calls and ("c:1", "k2", "bad") not in chain.calls
+    with factory() as s:
+        stuck = s.execute(
+            select(OutboxRow.destination, OutboxRow.key).where(OutboxRow.delivered_at.is_(None))
+        ).all()
+    assert [tuple(r) for r in stuck] == [("c:1", "k2")]
+    assert count(factory, table=InboxRow) == 5  # a×2, b×2, c×1

@@ -1,0 +1,67 @@
+"""jlis.bulk: statements prepared once give what SQLAlchemy's own execution gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.bulk import Prepared
+from jlis.clock import JST
+from jlis.messaging.tables import OutboxRow
+
+OUT: Table = OutboxRow.__table__  # type: ignore[assignment]
+COLUMNS = ("message_id", "source", "destination", "topic", "key", "payload", "created_at", "attempts")
+INSERT = Prepared(insert(OUT).returning(OUT.c.seq), keys=COLUMNS)
+INSERT_MANY = Prepared(insert(OUT).inline(), keys=COLUMNS)
+BY_KEY = Prepared(
+    select(OUT.c.message_id, OUT.c.created_at, OUT.c.attempts)
+    .where(OUT.c.key == bindparam("k"))
+    .order_by(OUT.c.seq)
+)
+FAILED = Prepared(update(OUT).where(OUT.c.key == bindparam("k")).values(attempts=5, last_error="x"))
+
+
+def row(i: int, at: dt.datetime) -> dict[str, object]:
+    return {
+        "message_id": f"m-{i}",
+        "source": "a",
+        "destination": "b",
+        "topic": "t",
+        "key": "k1" if i < 3 else "k2",
+        "payload": "{}",
+        "created_at": at,
+        "attempts": 0,
+    }
+
+
+def test_prepared_statements_bind_and_read_like_sqlalchemy(factory: sessionmaker[Session]) -> None:
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    with factory() as s, s.begin():
+        (seq,) = INSERT.rows(s, row(0, at))[0]
+        assert isinstance(seq, int)
+        INSERT_MANY.run_many(s, [row(i, at) for i in (1, 2, 3)])
+        found = BY_KEY.rows(s, {"k": "k1"})
+        assert [m for m, _, _ in found] == ["m-0", "m-1", "m-2"]
+        # The UtcDateTime column comes back aware and equal, as through session.execute.
+        assert all(a == at and a.tzinfo is not None for _, a, _ in found)
+        assert found == [
+            tuple(r)
+            for r in s.execute(
+                select(OUT.c.message_id, OUT.c.created_at, OUT.c.attempts)
+                .where(OUT.c.key == "k1")
+                .order_by(OUT.c.seq)
+            )
+        ]
+        # Values written into the statement itself are bound too.
+        assert FAILED.run(s, {"k": "k1"}) == 3
+        assert BY_KEY.first(s, {"k": "k1"}) == ("m-0", at, 5)
+        assert BY_KEY.first(s, {"k": "none"}) is None
+
+
+def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> None:
+    stmt = Prepared(select(OUT.c.seq).where(OUT.c.seq.in_(bindparam("seqs", expanding=True))))
+    with factory() as s, pytest.raises(ValueError, match="expanding"):
+        stmt.rows(s, {"seqs": [1]})
