@@ -57,15 +57,17 @@ def _reason(draw: float) -> str:
     return REASONS[-1][0]
 
 
-def load(url: str, key_dir: Path, entries: int, seed: int = 5) -> tuple[list[tuple[int, dt.datetime, str]], int]:
+def load(
+    url: str, key_dir: Path, entries: int, seed: int = 5
+) -> tuple[list[tuple[int, dt.datetime, str]], int]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from jlis.bulk import bulk_insert
     from jlis.db import make_engine, make_session_factory, transaction
     from jlis.jpki.ca import CertificationAuthority
     from jlis.jpki.holder import HolderInfo
-    from jlis.jpki.profile import NEXT_GEN
     from jlis.jpki.keystore import FileKeyStore
+    from jlis.jpki.profile import NEXT_GEN
     from jlis.jpki.tables import HOLD, REVOKED, SIGN, CertificateRow
 
     engine = make_engine(url)
@@ -76,10 +78,17 @@ def load(url: str, key_dir: Path, entries: int, seed: int = 5) -> tuple[list[tup
         gen_id = ca.active(SIGN).id
         # One real certificate of the partition: its CRL distribution point names the partition's
         # issuingDistributionPoint (the partition rows below carry its DER; the others none).
-        holder = HolderInfo("00000000000", PARTITION, "山田", "太郎", "male", dt.date(1990, 1, 2), "東京都千代田区")
+        holder = HolderInfo(
+            "00000000000", PARTITION, "山田", "太郎", "male", dt.date(1990, 1, 2), "東京都千代田区"
+        )
         key = ec.generate_private_key(ec.SECP384R1())
         real_der = ca.issue(
-            SIGN, key.public_key(), holder, card_id="CRLBENCH", card_expires_on=dt.date(2030, 1, 1), profile=NEXT_GEN
+            SIGN,
+            key.public_key(),
+            holder,
+            card_id="CRLBENCH",
+            card_expires_on=dt.date(2030, 1, 1),
+            profile=NEXT_GEN,
         ).der
     rng = random.Random(seed)
     now = CLOCK.now().astimezone(dt.UTC)
@@ -117,11 +126,11 @@ def load(url: str, key_dir: Path, entries: int, seed: int = 5) -> tuple[list[tup
         )
         if len(batch) == 100_000:
             with transaction(factory) as s:
-                bulk_insert(s, table, batch)  # type: ignore[arg-type]
+                bulk_insert(s, table, batch)
             batch = []
     if batch:
         with transaction(factory) as s:
-            bulk_insert(s, table, batch)  # type: ignore[arg-type]
+            bulk_insert(s, table, batch)
     engine.dispose()
     return rows, gen_id
 
@@ -149,20 +158,23 @@ def run_ours(kind: str, url: str, entries: int, openssl: bool) -> None:
     wall = time.perf_counter() - t
     print(
         f"{kind:10} full CRL: {doc.entries:,} entries, {len(doc.der) / 1e6:.1f} MB, built in {wall:.1f} s "
-        f"(publisher's own timing {doc.build_seconds:.1f} s)   target < 60 s: {'met' if wall < 60 else 'NOT met'}"
+        f"(publisher's own timing {doc.build_seconds:.1f} s)   "
+        f"target < 60 s: {'met' if wall < 60 else 'NOT met'}"
         f"   [load {load_before:.2f}]",
         flush=True,
     )
     t = time.perf_counter()
     part = publisher.crl("sign", 1, PARTITION)
-    print(f"{kind:10} one partition ({PARTITION}): {part.entries:,} entries in {time.perf_counter() - t:.2f} s")
+    print(
+        f"{kind:10} one partition ({PARTITION}): {part.entries:,} entries in {time.perf_counter() - t:.2f} s"
+    )
     # Independent check of what was built.
     t = time.perf_counter()
     crl = x509.load_der_x509_crl(doc.der)
     with transaction(factory) as s:
         ca = CertificationAuthority(s, CLOCK, keystore, BASE)
         ca_cert = ca.ca_certificate(ca.generation("sign", 1))
-    assert crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
+    assert crl.is_signature_valid(ca_cert.public_key())
     assert len(crl) == entries, (len(crl), entries)
     rng = random.Random(1)
     for serial, _at, reason in rng.sample(rows, 200):

@@ -111,7 +111,7 @@ class Issuer:
             for slot, row in (("sign", sign), ("auth", auth)):
                 gen = s.get(CaGenerationRow, row.ca_generation_id)
                 assert gen is not None
-                chip.install_certificate(slot, row.der, gen.certificate_der)  # type: ignore[arg-type]
+                chip.install_certificate(slot, row.der, gen.certificate_der)
             chip.set_pins("1234", "ABC123", "5678", "9012")
             store.save(chip)
 
@@ -138,7 +138,8 @@ def run(kind: str, url: str, cards: int, rounds: int) -> None:
     load = os.getloadavg()[0]
     print(
         f"{kind:10} {n} cards: ours {ours:6.2f} cards/s ({ours_s:5.1f} s)   raw {raw:6.2f} cards/s "
-        f"({raw_s:5.1f} s)   ratio {ours / raw:.2f} (target ≥ 0.8: {'met' if ours / raw >= 0.8 else 'NOT met'})"
+        f"({raw_s:5.1f} s)   ratio {ours / raw:.2f} "
+        f"(target ≥ 0.8: {'met' if ours / raw >= 0.8 else 'NOT met'})"
         f"   [load {load:.2f}]",
         flush=True,
     )

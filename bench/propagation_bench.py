@@ -1,19 +1,27 @@
 """Propagation: changes recorded at municipal counters until they sit in the national copy.
 
-    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--counters N] [--postgres ADMIN_URL]
+    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--counters 4] [--postgres ADMIN_URL]
 
 A population is seeded into 10 municipalities of two prefectures (東京都 and 神奈川県). Then
 ``--changes`` changes (転居 60 %, 職権修正 25 %, 氏名変更 15 %) are recorded through
 ``RegistryService`` — the same service the counter pages and the API call — one transaction per
-change, as a counter makes them, by ``--counters`` counter processes at once (each serving its
-share of the municipalities). Beside them one relay process (``jlis juki relay``'s loop) carries
-every message CS → 都道府県サーバ → 全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ
-while they work. The clock starts when the counters start and stops when the relay has drained
-everything: the last change is in the national copy and nothing waits. The figure is changes per
-second over that whole time. With ``--postgres`` the same runs on a fresh PostgreSQL database,
-beside ``pgbench`` (TPC-B, 8 clients, 2 threads) on the same server in the same run. Targets: ≥
-2,000 changes/s on SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL. Each line ends with the load
-average (1 min) before and after the run: other work on the machine shows there.
+change, as a counter makes them, and the relay carries every message CS → 都道府県サーバ →
+全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ while the counters work:
+
+- PostgreSQL: ``--counters`` counter processes at once (each serving its share of the
+  municipalities) and one relay process beside them (``jlis juki relay``'s loop);
+- SQLite, which has one writer at a time: one counter process that runs the relay itself after
+  every ``--sqlite-relay-every`` changes, as the one-process deployment's ``RelayWorker`` does (a
+  relay in another process would only queue for the write lock). ``--sqlite-relay-every 0`` runs
+  SQLite as PostgreSQL.
+
+The clock starts when the counters start and stops when the relay has drained everything: the
+last change is in the national copy and nothing waits. The figure is changes per second over that
+whole time. With ``--postgres`` the same runs on a fresh PostgreSQL database, beside ``pgbench``
+(TPC-B, 8 clients, 2 threads) on the same server in the same run. Targets: ≥ 2,000 changes/s on
+SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL. Each line gives the CPU time per change of the
+counter and relay processes (not the database server's) and ends with the load average (1 min)
+before and after the run: other work on the machine shows there.
 """
 
 from __future__ import annotations
@@ -166,6 +174,7 @@ def counter(
     relay = build_relay(pop.factory, pop.clock, pop.geo) if relay_every else None
     rng = random.Random(seed)
     go.wait()
+    cpu = time.process_time()
     done = 0
     while done < changes:
         n = min(relay_every or changes, changes - done)
@@ -173,7 +182,8 @@ def counter(
         done += n
         if relay is not None:
             relay.drain(batch)
-    out.put((relay.stats.delivered, relay.stats.followed) if relay else (0, 0))
+    stats = (relay.stats.delivered, relay.stats.followed) if relay else (0, 0)
+    out.put(("counter", *stats, time.process_time() - cpu))
     engine.dispose()
 
 
@@ -183,13 +193,14 @@ def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: An
     engine = make_engine(url)
     relay = build_relay(make_session_factory(engine), pop.clock, pop.geo)
     go.wait()
+    cpu = time.process_time()
     while True:
         finished = counters_done.is_set()  # read before the round: a round after it sees everything
         if relay.run_once(batch) == 0:
             if finished:
                 break
-            time.sleep(0.002)
-    out.put((relay.stats.delivered, relay.stats.followed))
+            time.sleep(0.01)
+    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu))
     engine.dispose()
 
 
@@ -215,8 +226,12 @@ def run(
         )
         for i in range(counters)
     ]
-    relay = ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))
-    for p in (*workers, relay):
+    relays = (
+        []
+        if relay_every
+        else [ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))]
+    )
+    for p in (*workers, *relays):
         p.start()
     load = os.getloadavg()[0]
     time.sleep(1.0)  # let every process connect before the clock starts
@@ -229,10 +244,13 @@ def run(
     recorded = time.perf_counter() - started
     counters_done.set()
     delivered = followed = 0
-    for _ in range(counters + 1):
-        d, f = out.get()
+    cpu = {"counter": 0.0, "relay": 0.0}
+    for _ in range(counters + len(relays)):
+        kind, d, f, seconds = out.get()
         delivered, followed = delivered + d, followed + f
-    relay.join()
+        cpu[kind] += seconds
+    for p in relays:
+        p.join()
     total = time.perf_counter() - started
     arrived, pending = outcome(pop)
     return {
@@ -247,6 +265,7 @@ def run(
         "delivered": delivered,
         "followed": followed,
         "load": (load, os.getloadavg()[0]),
+        "cpu": cpu,
     }
 
 
@@ -274,7 +293,9 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
         f"({'1 counter running the relay itself' if r['inline'] else str(r['counters']) + ' counters'} "
         f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
         f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
-        f"national history +{r['arrived']:,}, pending {r['pending']}){extra}  "
+        f"national history +{r['arrived']:,}, pending {r['pending']}; CPU per change: counters "
+        f"{r['cpu']['counter'] / r['changes'] * 1e3:.2f} ms, relay process "
+        f"{r['cpu']['relay'] / r['changes'] * 1e3:.2f} ms){extra}  "
         f"[load {r['load'][0]:.1f} → {r['load'][1]:.1f}]",
         flush=True,
     )
@@ -283,14 +304,14 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=100_000)
-    ap.add_argument("--counters", type=int, default=8, help="counter processes beside a relay process (≤ 10)")
+    ap.add_argument("--counters", type=int, default=4, help="counter processes beside a relay process (≤ 10)")
     ap.add_argument(
         "--sqlite-relay-every",
         type=int,
-        default=200,
+        default=400,
         help="SQLite: one counter process runs the relay after every N changes (0: as on PostgreSQL)",
     )
-    ap.add_argument("--batch", type=int, default=500, help="messages per relay round")
+    ap.add_argument("--batch", type=int, default=2000, help="messages per relay round")
     ap.add_argument("--residents", type=int, default=20_000)
     ap.add_argument("--postgres", default=None, help=f"admin URL, e.g. {DEFAULT_PG}")
     ap.add_argument("--pgbench-seconds", type=int, default=30)

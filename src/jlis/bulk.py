@@ -7,11 +7,13 @@ On PostgreSQL rows go through ``COPY ... FROM STDIN`` (psycopg 3); elsewhere thr
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Date, DateTime, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -43,27 +45,28 @@ def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Seque
     transaction. Rows have the same columns; each must match exactly one row (a unique key), or
     ``LookupError`` is raised (the caller's transaction then rolls back).
 
-    PostgreSQL: one statement. The keys are found by index seeks (a LATERAL subquery per key, not
-    flattened), then the rows by their ``ctid``: a plain ``UPDATE ... FROM unnest(...)`` gets a
-    hash join over the whole table while its statistics are young. A row changed concurrently
-    between the seek and the update would be skipped (its ctid moved): the count check turns that
-    into an error. Elsewhere: a raw executemany."""
+    PostgreSQL: one statement. The rows travel as one JSON parameter (``json_to_recordset``
+    types each column; psycopg's array dumper, in Python, cost more than the update). The keys
+    are found by index seeks (a LATERAL subquery per key, not flattened), then the rows by their
+    ``ctid``: a plain ``UPDATE ... FROM`` gets a hash join over the whole table while its
+    statistics are young. A row changed concurrently between the seek and the update would be
+    skipped (its ctid moved): the count check turns that into an error. Elsewhere: a raw
+    executemany."""
     if not rows:
         return 0
     columns = list(rows[0].keys())
     sets = [c for c in columns if c not in keys]
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        arrays = ", ".join(f"CAST(%s AS {table.c[c].type.compile(dialect=conn.dialect)}[])" for c in columns)
-        names = ", ".join(f'"{c}"' for c in columns)
+        types = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=conn.dialect)}' for c in columns)
         assign = ", ".join(f'"{c}" = v."{c}"' for c in sets)
         seek = " AND ".join(f'x."{k}" = k."{k}"' for k in keys)
         result = conn.exec_driver_sql(
             f'UPDATE "{table.name}" AS t SET {assign} FROM (SELECT k.*, f.ctid AS tid '
-            f"FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL "
+            f"FROM json_to_recordset(CAST(%s AS json)) AS k({types}) CROSS JOIN LATERAL "
             f'(SELECT x.ctid FROM "{table.name}" AS x WHERE {seek} OFFSET 0) AS f) '
             "AS v WHERE t.ctid = v.tid",
-            tuple([row[c] for row in rows] for c in columns),
+            (_json_rows(conn.dialect, table, columns, rows),),
         )
     else:
         order = sets + list(keys)
@@ -74,6 +77,35 @@ def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Seque
     if result.rowcount != len(rows):
         raise LookupError(f"{table.name}: {result.rowcount} of {len(rows)} rows to update were found")
     return len(rows)
+
+
+def _json_rows(dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a JSON array of objects, each value through its column's bind processor, dates
+    and times in ISO form (PostgreSQL reads them back as the column's type)."""
+    convert = [(c, _json_converter(table.c[c].type, dialect)) for c in columns]
+    out = []
+    for row in rows:
+        item = {}
+        for c, f in convert:
+            v = row[c]
+            item[c] = v if f is None or v is None else f(v)
+        out.append(item)
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_converter(type_: Any, dialect: Dialect) -> Any:
+    """How one column's values become JSON: None when they already are (text, numbers)."""
+    proc = type_._cached_bind_processor(dialect)
+    python = getattr(type_, "impl", type_)
+    if isinstance(python, Date | DateTime):
+        if proc is None:
+            return _iso
+        return lambda v: _iso(proc(v))
+    return proc
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def _sqlite_values(

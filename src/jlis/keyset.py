@@ -6,8 +6,9 @@ table, one index seek per key:
 
 - SQLite: ``json_each(:keys) CROSS JOIN t ON t.a = k.value ->> 0 AND t.b = k.value ->> 1`` (CROSS
   JOIN keeps the key list as the outer loop, so the table is searched by its index);
-- PostgreSQL: ``unnest(:a::text[], :b::text[]) AS k(a, b) CROSS JOIN LATERAL (SELECT ... FROM t
-  WHERE t.a = k.a AND t.b = k.b OFFSET 0)``, a nested loop of index seeks whatever the statistics.
+- PostgreSQL: ``json_array_elements(:keys) AS k CROSS JOIN LATERAL (SELECT ... FROM t WHERE
+  t.a = k.value ->> 0 AND t.b = k.value ->> 1 OFFSET 0)``, a nested loop of index seeks whatever
+  the statistics (JSON rather than text arrays: psycopg dumps a list element by element in Python).
 
 Keys are strings (codes, node names, message ids). Result columns keep their types (result
 processors apply, so a ``UtcDateTime`` comes back aware).
@@ -24,18 +25,25 @@ from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
+from jlis.bulk import Prepared
+
 
 @lru_cache(maxsize=256)
-def _statement(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+def _statement(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Prepared:
     out = ", ".join(f't."{c}"' for c in columns)
     if dialect == "postgresql":
-        arrays = ", ".join(f"CAST(:k{i} AS text[])" for i in range(len(keys)))
-        names = ", ".join(f"k{i}" for i in range(len(keys)))
-        on = " AND ".join(f't."{c}" = k.k{i}' for i, c in enumerate(keys))
+        if len(keys) == 1:
+            source, on = (
+                "json_array_elements_text(CAST(:keys AS json)) AS k(value)",
+                f't."{keys[0]}" = k.value',
+            )
+        else:
+            source = "json_array_elements(CAST(:keys AS json)) AS k"
+            on = " AND ".join(f't."{c}" = (k.value ->> {i})' for i, c in enumerate(keys))
         # LATERAL ... OFFSET 0 keeps the subquery from being flattened into a join, so each key
         # is an index seek even when stale statistics make a small table look cheap to hash whole.
         sql = (
-            f"SELECT {out} FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL "
+            f"SELECT {out} FROM {source} CROSS JOIN LATERAL "
             f'(SELECT {out} FROM "{table.name}" AS t WHERE {on} OFFSET 0) AS t'
         )
     else:
@@ -45,7 +53,9 @@ def _statement(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple
             on = " AND ".join(f't."{c}" = k.value ->> {i}' for i, c in enumerate(keys))
         sql = f'SELECT {out} FROM json_each(:keys) AS k CROSS JOIN "{table.name}" AS t ON {on}'
     clause: TextClause = text(sql)
-    return clause.columns(*(table.c[c] for c in columns))
+    # Run on the driver (jlis.bulk.Prepared): the relay makes several of these per round, each
+    # returning hundreds of rows, where SQLAlchemy's per-row result machinery was the main cost.
+    return Prepared(clause.columns(*(table.c[c] for c in columns)))
 
 
 def select_by_keys(
@@ -62,12 +72,4 @@ def select_by_keys(
     unique = list(dict.fromkeys(values))
     dialect = session.get_bind().dialect.name
     stmt = _statement(dialect, table, tuple(keys), tuple(columns))
-    params: dict[str, Any]
-    if dialect == "postgresql":
-        if len(keys) == 1:
-            params = {"k0": unique}
-        else:
-            params = {f"k{i}": [v[i] for v in unique] for i in range(len(keys))}
-    else:
-        params = {"keys": json.dumps(unique, ensure_ascii=False, separators=(",", ":"))}
-    return list(session.execute(stmt, params))
+    return stmt.rows(session, {"keys": json.dumps(unique, ensure_ascii=False, separators=(",", ":"))})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -53,12 +54,37 @@ def test_seed_refuses_an_unknown_municipality(tmp_path: Path) -> None:
 def test_demo_preparation_seeds_once(tmp_path: Path) -> None:
     from jlis.demo import prepare_demo
 
-    container, users = prepare_demo(tmp_path / "data", residents=150, municipalities=2)
+    container, users, cards = prepare_demo(tmp_path / "data", residents=150, municipalities=2, card_holders=2)
     url = container.settings.resolved_database_url
     assert count(url, ResidentRow) == 150
-    assert {"jlis-operator", "agency-nenkin"} <= {u for u, _, _ in users}
+    assert {"jlis-operator", "agency-nenkin", "verifier-demo-bank"} <= {u for u, _, _ in users}
     assert sum(1 for u, _, _ in users if u.startswith("staff-")) == 2
+    # Two delivered cards, one per municipality, exported as files a relying party can open.
+    assert len(cards) == 2 and len({c.lg_code for c in cards}) == 2
+    assert all(c.file.is_file() for c in cards)
     container.engine.dispose()
-    again, _ = prepare_demo(tmp_path / "data", residents=150, municipalities=2)
+    again, _, cards_again = prepare_demo(tmp_path / "data", residents=150, municipalities=2, card_holders=2)
     assert count(url, ResidentRow) == 150  # the existing population is kept
+    assert {c.card_id for c in cards_again} == {c.card_id for c in cards}  # and so are the cards
     again.engine.dispose()
+
+
+def test_a_demo_card_signs_and_verifies_with_the_demo_ca(tmp_path: Path) -> None:
+    """The demo's card files work with the relying-party tools: sign on the card, verify against the
+    demo's signing CA, and read back the holder's verified 基本4情報."""
+    from jlis.card.chip.cardfile import load_card
+    from jlis.card.chip.reader import CardReader
+    from jlis.card.demo import DEMO_CARD_PASSPHRASE, DEMO_PINS
+    from jlis.demo import prepare_demo
+    from jlis.jpki.ca import CertificationAuthority
+
+    container, _, cards = prepare_demo(tmp_path / "data", residents=60, municipalities=1, card_holders=1)
+    chip = load_card(cards[0].file, DEMO_CARD_PASSPHRASE)
+    reader = CardReader(chip.transmit)
+    cert = x509.load_der_x509_certificate(reader.read_certificate("sign", pin=DEMO_PINS.sign_password))
+    with container.factory() as s:
+        ca = CertificationAuthority(s, container.clock, container.keystore, "http://x")
+        roots = ca.trust_anchors("sign")
+    assert any(cert.issuer == r.subject for r in roots)
+    cert.verify_directly_issued_by(next(r for r in roots if r.subject == cert.issuer))
+    container.engine.dispose()

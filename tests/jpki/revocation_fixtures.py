@@ -67,7 +67,7 @@ class Pki:
     def __init__(self, factory: sessionmaker[Session], clock: FixedClock, key_dir: Path) -> None:
         self.factory = factory
         self.clock = clock
-        self.keystore = FileKeyStore(key_dir, passphrase_source=lambda: b"test-passphrase")
+        self.keystore = FileKeyStore(key_dir)  # the passphrase file the CLI and the app would use
         self.rng = random.Random(20261126)
         self.signer_for = keystore_signers(self.keystore)
         with transaction(factory) as s:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.clock import FixedClock
+from jlis.jpki import api as jpki_api
 from jlis.jpki.ocsp import MAX_REQUEST_BYTES
 from jlis.jpki.tables import AUTH, SIGN, CertificateRow
 from jlis.web.deps import check_route_guards, iter_api_routes, route_guards
@@ -245,15 +246,32 @@ def test_a_revocation_through_the_api_is_answered_at_once(web: JpkiWeb) -> None:
 def test_answers_are_not_given_when_the_log_cannot_be_written(
     web: JpkiWeb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from jlis.jpki.verifiers import LogUnavailable
+
     sign, _ = web.pki.card()
     req = ocsp_request(sign, web.pki.ca_cert(SIGN))
+    headers = web.headers("bank-a-api", **OCSP_REQ)
+
+    def full(_record: object) -> None:
+        raise LogUnavailable("disk full")
 
     async def broken(_record: object) -> None:
         raise RuntimeError("disk full")
 
+    with monkeypatch.context() as m:
+        m.setattr(web.services().log, "enqueue", full)
+        r = web.client.post("/jpki/ocsp/sign", content=req, headers=headers)
+        assert (
+            r.status_code == 200 and status_of(r.content).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+        )
+    # In durable mode each answer waits for its record's commit.
+    monkeypatch.setattr(web.services(), "durable_log", True)
+    r = web.client.post("/jpki/ocsp/sign", content=req, headers=headers)
+    assert status_of(r.content).certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert len(queries(web, channel="ocsp")) == 1  # the refused answer had no record, and no answer
     monkeypatch.setattr(web.services().log, "record_async", broken)
-    r = web.client.post("/jpki/ocsp/sign", content=req, headers=web.headers("bank-a-api", **OCSP_REQ))
-    assert r.status_code == 200 and status_of(r.content).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    r = web.client.post("/jpki/ocsp/sign", content=req, headers=headers)
+    assert status_of(r.content).response_status is ocsp.OCSPResponseStatus.TRY_LATER
 
 
 # ----------------------------------------------------------------------------------- verifiers
@@ -404,3 +422,38 @@ def test_fuzzed_get_paths_never_crash(web: JpkiWeb, path: str) -> None:
             ocsp.OCSPResponseStatus.SUCCESSFUL,
             ocsp.OCSPResponseStatus.UNAUTHORIZED,
         )
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def test_operator_cli(web: JpkiWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    url = web.pki.factory.kw["bind"].url.render_as_string(hide_password=False)
+    monkeypatch.setenv("JLIS_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("JLIS_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(jpki_api.cli, [*args, "--database-url", url])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = run("verifier-register", "city-q", "--name", "Q市", "--username", "city-q-api", "--password",
+              "correct horse battery", "--no-signature", "--user", "--basis", "地方公共団体")  # fmt: skip
+    assert "registered city-q (利用者証明検証者)" in out
+    assert "city-q\tactive" in run("verifier-list")
+    assert "inactive" in run("verifier-set", "city-q", "--inactive")
+    sign, _ = web.pki.card()
+    out = run("revoke", "sign", sign.serial, "--reason", "keyCompromise", "--cause", "report 9")
+    assert f"sign {sign.serial}: revoked (keyCompromise)" in out
+    assert "unchanged" in run("revoke", "sign", sign.serial, "--reason", "keyCompromise", "--cause", "again")
+    run("crl", "sign", "--generation", "1", "--out", str(tmp_path / "g1.crl"))
+    crl = x509.load_der_x509_crl((tmp_path / "g1.crl").read_bytes())
+    assert [format(r.serial_number, "x") for r in crl] == [sign.serial]
+    run("crl", "auth", "--out", str(tmp_path / "arl.pem"), "--pem")
+    assert (tmp_path / "arl.pem").read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+    bad = runner.invoke(jpki_api.cli, ["revoke", "sign", "abc", "--reason", "keyCompromise", "--cause", "x",
+                                       "--database-url", url])  # fmt: skip
+    assert bad.exit_code == 2 and "certificate not found" in bad.output

@@ -430,3 +430,14 @@ def test_a_renewed_responder_signs_from_then_on(pki: Pki, responder: OcspRespond
     new = ocsp.load_der_ocsp_response(responder.answer(SIGN, req).der).certificates[0]
     assert new.serial_number != old.serial_number
     assert new.not_valid_after_utc > pki.clock.now()
+
+
+def test_a_revoked_generation_is_no_longer_answered_for(pki: Pki, responder: OcspResponder) -> None:
+    sign, _ = pki.card()
+    req = request_for(sign, pki.ca_cert())
+    responder.answer(SIGN, req)
+    assert responder.cached(SIGN, req) is not None
+    with transaction(pki.factory) as s:
+        Revocations(s, pki.clock).revoke_generation(pki.generation(SIGN), Reason.CA_COMPROMISE, "drill")
+    assert responder.cached(SIGN, req) is None
+    assert responder.answer(SIGN, req).status == ResponseStatus.UNAUTHORIZED

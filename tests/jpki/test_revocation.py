@@ -3,6 +3,7 @@ generations, the audit chain that doubles as the change feed, and the after-comm
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,22 +17,25 @@ from jlis.auth.models import Principal, PrincipalKind
 from jlis.clock import FixedClock
 from jlis.db import transaction
 from jlis.errors import Forbidden, InvalidInput, NotFound, RuleViolation
+from jlis.jpki.profile import Algorithm
 from jlis.jpki.revocation import (
     REVOCATION_CHAIN,
     Action,
+    IssuedCertificate,
     Reason,
     Revocations,
     StatusChange,
     changes_since,
     feed_head,
     normalise_serial,
+    notify_issued,
     subscribe,
     transition,
     unsubscribe,
 )
-from jlis.jpki.tables import AUTH, GOOD, HOLD, PHONE, REVOKED, SIGN, CaGenerationRow, CertificateRow
+from jlis.jpki.tables import AUTH, GOOD, HOLD, PHONE, REVOKED, SIGN, CaGenerationRow
 
-from .revocation_fixtures import Pki, holder
+from .revocation_fixtures import Pki, holder, key_pool
 
 STAFF = Principal(1, "staff-131016", PrincipalKind.MUNICIPAL_STAFF, "窓口", lg_code="131016")
 OPERATOR = Principal(2, "jlis-operator", PrincipalKind.JLIS_OPERATOR, "運用者")
@@ -326,12 +330,12 @@ def test_revoke_generation_once(pki: Pki) -> None:
 class _Listener:
     def __init__(self) -> None:
         self.changes: list[tuple[Engine, StatusChange]] = []
-        self.new: list[CertificateRow] = []
+        self.new: list[IssuedCertificate] = []
 
     def status_changed(self, engine: Engine, changes: Sequence[StatusChange]) -> None:
         self.changes.extend((engine, c) for c in changes)
 
-    def issued(self, engine: Engine, certificates: Sequence[CertificateRow]) -> None:
+    def issued(self, engine: Engine, certificates: Sequence[IssuedCertificate]) -> None:
         self.new.extend(certificates)
 
 
@@ -381,3 +385,22 @@ def test_the_feed_lists_changes_after_a_sequence_number(pki: Pki) -> None:
         ]
         released = changes_since(s, 2)[0]
         assert released.revoked_at is None and released.reason is None
+
+
+def test_listeners_hear_of_issued_certificates_after_the_commit(pki: Pki) -> None:
+    listener = _Listener()
+    subscribe(listener)
+    try:
+        with transaction(pki.factory) as s:
+            row = pki.ca(s).issue(
+                SIGN,
+                key_pool(Algorithm.RSA2048_SHA256)[0].public_key(),
+                holder(),
+                card_id="c-new",
+                card_expires_on=pki.clock.today() + dt.timedelta(days=3650),
+            )
+            notify_issued(s, [row])
+            assert listener.new == []
+        assert [(c.serial, c.status) for c in listener.new] == [(row.serial, GOOD)]
+    finally:
+        unsubscribe(listener)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,57 @@ def test_purposes() -> None:
         check_purpose("x" * 121)
     with pytest.raises(InvalidInput):
         check_purpose("a\nb")
+
+
+def test_queued_records_are_written_in_batches(factory: sessionmaker[Session], clock: FixedClock) -> None:
+    log = StatusQueryLog(factory, interval=0.05)
+    try:
+        for i in range(120):
+            log.enqueue(_record(clock, i))
+        log.flush()
+        with factory() as s:
+            assert s.execute(select(func.count()).select_from(StatusQueryRow)).scalar() == 120
+        assert log.batches <= 3  # one commit for many answers
+    finally:
+        log.close()
+
+
+def test_queued_records_survive_a_failing_database(tmp_path: Path, clock: FixedClock) -> None:
+    from jlis.db import Base, import_all_tables
+    from jlis.jpki.verifiers import LogUnavailable
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'late.sqlite3'}")
+    log = StatusQueryLog(make_session_factory(engine), interval=0.01)
+    try:
+        log.enqueue(_record(clock, 1))
+        deadline = time.monotonic() + 5
+        while not log.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.failed == 1
+        with pytest.raises(LogUnavailable):  # fails closed: no more answers until it is written
+            log.enqueue(_record(clock, 2))
+        import_all_tables()
+        Base.metadata.create_all(engine)  # the database is back
+        deadline = time.monotonic() + 5
+        while log.written < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log.written == 1
+        log.enqueue(_record(clock, 3))
+        log.flush()
+        with make_session_factory(engine)() as s:
+            assert sorted(r.serial for r in recent_queries(s)) == ["2", "4"]  # serial = n + 1
+    finally:
+        log.close()
+        engine.dispose()
+
+
+def test_a_closed_log_takes_nothing(factory: sessionmaker[Session], clock: FixedClock) -> None:
+    from jlis.jpki.verifiers import LogUnavailable
+
+    log = StatusQueryLog(factory)
+    log.enqueue(_record(clock, 1))
+    log.close()
+    with factory() as s:
+        assert len(recent_queries(s)) == 1
+    with pytest.raises(LogUnavailable):
+        log.enqueue(_record(clock, 2))

@@ -204,3 +204,21 @@ def test_the_provision_log_verifies_and_disclosure_lists_a_persons_provisions(
     with world.factory() as s:  # the disclosure itself is an audited read
         [access] = AuditLog("access").entries(s, subject=taro.resident_code)
     assert access.action == "disclose" and access.actor == "resident"
+
+
+def test_the_current_national_record_follows_a_code_change(world: World) -> None:
+    from jlis.juki.provision import current_national_record
+
+    view = world.person(CHIYODA)
+    world.drain()
+    with world.register(CHIYODA) as reg:
+        changed = reg.change_resident_code(view.id)
+    world.drain()
+    with world.factory() as s:
+        by_old = current_national_record(s, view.resident_code)
+        by_new = current_national_record(s, changed.resident_code)
+        unknown = current_national_record(s, "12345678901")
+    assert by_old is not None and by_new is not None
+    assert by_old.resident_code == by_new.resident_code == changed.resident_code
+    assert by_old.superseded_by is None and by_old.family_name == view.name.family
+    assert unknown is None

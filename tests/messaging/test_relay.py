@@ -4,6 +4,7 @@ message, and otherwise wait their turn; order per key, parked keys and failures 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,6 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.clock import JST, FixedClock
 from jlis.messaging import MAX_ATTEMPTS, Message, Relay, publish, publish_many
 from jlis.messaging.tables import InboxRow, OutboxRow
+
+
+def _forward(message_id: str, destination: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{message_id}>{destination}"))
 
 
 class Chain:
@@ -32,7 +37,7 @@ class Chain:
                 publish_many(
                     session,
                     [
-                        Message(f"{m.message_id}>{onward}", node, onward, "t", m.key, m.payload)
+                        Message(_forward(m.message_id, onward), node, onward, "t", m.key, m.payload)
                         for m in messages
                     ],
                     now=self.clock.now(),

@@ -22,6 +22,7 @@ PUBLIC_ROUTES = {
     ("POST", "/login"),
     ("POST", "/api/v1/token"),
     ("GET", "/docs"),  # the app serves it itself when Swagger UI is installed locally (fastapi-offline)
+    ("GET", "/jpki/ca/{ca_kind}/g{generation:int}.cer"),  # the JPKI roots are published
 }
 
 

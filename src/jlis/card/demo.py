@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from jlis.auth.models import Principal, PrincipalKind
 from jlis.card.applications import ApplicationForm, Channel
@@ -21,6 +21,7 @@ from jlis.card.pins import PinSet
 from jlis.card.service import CardService, card_transaction, deps_from_container
 from jlis.card.tables import CardRow
 from jlis.container import Container
+from jlis.db import read_only
 from jlis.registry.models import Status
 from jlis.registry.tables import ResidentRow
 
@@ -83,11 +84,12 @@ def issue_demo_cards(container: Container, *, count: int, out_dir: Path) -> list
     from jlis.card.chip.cardfile import export_card
 
     deps = deps_from_container(container)
-    with container.factory() as s:
-        if s.scalar(select(func.count()).select_from(CardRow)):
-            return _existing(container, out_dir)
+    existing = _existing(container, out_dir)
+    if existing is not None:
+        return existing
     born_before = container.clock.today() - dt.timedelta(days=366 * ADULT)
     with container.factory() as s:
+        read_only(s)
         # One query, spread over municipalities: the first residents of each, round robin.
         rows = s.scalars(
             select(ResidentRow)
@@ -131,9 +133,13 @@ def issue_demo_cards(container: Container, *, count: int, out_dir: Path) -> list
     return made
 
 
-def _existing(container: Container, out_dir: Path) -> list[DemoCard]:
+def _existing(container: Container, out_dir: Path) -> list[DemoCard] | None:
+    """The cards of an earlier run (with their files), or None when there are none."""
     with container.factory() as s:
+        read_only(s)
         cards = s.scalars(select(CardRow).order_by(CardRow.id)).all()
+        if not cards:
+            return None
         return [
             DemoCard(c.id, c.lg_code, "", out_dir / f"{c.id}.jcard")
             for c in cards

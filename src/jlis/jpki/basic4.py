@@ -51,8 +51,7 @@ from jlis.db import transaction
 from jlis.errors import Forbidden
 from jlis.jpki.tables import GOOD, SIGN, CaGenerationRow, CertificateRow, ConsentRow
 from jlis.jpki.verifiers import QueryRecord, Verifier, check_purpose, write_records
-from jlis.juki.provision import linked_codes
-from jlis.juki.tables import national_identities
+from jlis.juki.provision import current_national_record, linked_codes
 
 ACCESS_LOG = AuditLog("access")
 CONSENT_TYPE = "jpki-basic4-consent"
@@ -337,7 +336,7 @@ class Basic4Service:
             raise ConsentRefused("consent.valid_until", "must be within a year of issued_at")
 
     def _latest(self, resident_code: str) -> Basic4:
-        row = _national_current(self.s, resident_code)
+        row = current_national_record(self.s, resident_code)
         if row is None:
             raise ConsentRefused("certificate", "the holder must have a 住民票 record")
         name = f"{row.family_name}\u3000{row.given_name}" if row.given_name else row.family_name
@@ -416,32 +415,3 @@ def provide_basic4(
             verifier, certificate=certificate, consent=consent, purpose=purpose
         )
     return result.raise_if_refused()
-
-
-# ------------------------------------------------------------------------------------- shim
-# The national copy belongs to jlis.juki, which has no public read of one current record; this is
-# the one query we need (the same columns and "current" rule as jlis.juki.provision). To move into
-# jlis.juki as a service function.
-
-
-def _national_current(session: Session, resident_code: str) -> Any:
-    t = national_identities
-    code = resident_code
-    for _ in range(8):  # follow 住民票コード changes to the current record
-        row = session.execute(
-            select(
-                t.c.resident_code,
-                t.c.family_name,
-                t.c.given_name,
-                t.c.birth_date,
-                t.c.sex,
-                t.c.address,
-                t.c.change_date,
-                t.c.status,
-                t.c.superseded_by,
-            ).where(t.c.resident_code == code)
-        ).first()
-        if row is None or row.superseded_by is None:
-            return row
-        code = row.superseded_by
-    return None

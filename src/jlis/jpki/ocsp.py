@@ -63,6 +63,7 @@ from jlis.jpki.profile import CA_UNIT, ORGANISATION, Algorithm
 from jlis.jpki.revocation import (
     REASON_CODES,
     Action,
+    IssuedCertificate,
     Reason,
     StatusChange,
     changes_since,
@@ -304,6 +305,9 @@ class Issuer:
     certificate: x509.Certificate
     # (hash name) → (name hash, key hash) of this generation's certificate
     hashes: dict[str, tuple[bytes, bytes]]
+    # On the ARL: the responder no longer speaks for it (the verifier's ARL check refuses the
+    # whole generation), so its certificates get ``unauthorized``.
+    revoked: bool = False
 
 
 @dataclass
@@ -364,7 +368,7 @@ def issue_responder(
         x509.CertificateBuilder()
         .subject_name(responder_name(generation.ca_kind, generation.generation))
         .issuer_name(ca_cert.subject)
-        .public_key(public)  # type: ignore[arg-type]
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(not_after)
@@ -386,7 +390,7 @@ def issue_responder(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
     cert = ca_signer.sign_certificate(builder)
     row = OcspResponderRow(
@@ -510,19 +514,28 @@ class OcspResponder:
         by_gen: dict[int, Issuer] = {}
         for gen in gens.values():
             cert = x509.load_der_x509_certificate(gen.certificate_der)
-            issuer = Issuer(gen.id, gen.ca_kind, gen.generation, gen.algorithm, cert, _issuer_hashes(cert))
+            issuer = Issuer(
+                gen.id,
+                gen.ca_kind,
+                gen.generation,
+                gen.algorithm,
+                cert,
+                _issuer_hashes(cert),
+                revoked=gen.revoked_at is not None,
+            )
             by_gen[gen.id] = issuer
             for h, (nh, kh) in issuer.hashes.items():
                 issuers[(h, nh, kh)] = issuer
         delegates = {}
         for row in rows:
             signer = self.keystore.signer(row.key_ref)
-            key_hash = x509.SubjectKeyIdentifier.from_public_key(signer.public_key()).digest  # type: ignore[arg-type]
+            key_hash = x509.SubjectKeyIdentifier.from_public_key(signer.public_key()).digest
             delegates[row.ca_generation_id] = Delegate(
                 row.id, row.certificate_der, row.not_after, key_hash, signer
             )
         with self._lock:
             changed = {g for g, d in delegates.items() if self._delegates.get(g, d).row_id != d.row_id}
+            changed |= {g for g, i in by_gen.items() if i.revoked}
             self._issuers, self._by_generation, self._delegates = issuers, by_gen, delegates
             if changed:  # answers signed by a replaced responder are dropped, not served
                 for key in [k for k in self._answers if k[1] in changed]:
@@ -566,7 +579,7 @@ class OcspResponder:
             return
         self._apply(changes)
 
-    def issued(self, engine: Engine, certificates: Sequence[CertificateRow]) -> None:
+    def issued(self, engine: Engine, certificates: Sequence[IssuedCertificate]) -> None:
         if engine is not self.engine:
             return
         with self._lock:
@@ -663,7 +676,7 @@ class OcspResponder:
             serial = req.serial_number
         except Exception:
             return None
-        if issuer is None or issuer.ca_kind != ca_kind or serial <= 0:
+        if issuer is None or issuer.ca_kind != ca_kind or issuer.revoked or serial <= 0:
             return None
         hit = self._answers.get((h, issuer.generation_id, serial))
         if hit is None or self.clock.now() - hit[1] >= self.refresh_after:
@@ -688,7 +701,7 @@ class OcspResponder:
 
     def _answer(self, ca_kind: str, parsed: ParsedRequest) -> Answer:
         issuers = [self._issuer_for(q) for q in parsed.queries]
-        if any(i is None or i.ca_kind != ca_kind for i in issuers):
+        if any(i is None or i.ca_kind != ca_kind or i.revoked for i in issuers):
             return Answer(UNAUTHORIZED, ResponseStatus.UNAUTHORIZED, ca_kind, _serials(parsed))
         gens = {i.generation_id for i in issuers if i is not None}
         if len(gens) != 1:  # each generation has its own responder: one cannot sign for two

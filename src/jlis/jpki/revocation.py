@@ -180,7 +180,7 @@ class ChangeListener(Protocol):
 
     def status_changed(self, engine: Engine, changes: Sequence[StatusChange]) -> None: ...
 
-    def issued(self, engine: Engine, certificates: Sequence[CertificateRow]) -> None: ...
+    def issued(self, engine: Engine, certificates: Sequence[IssuedCertificate]) -> None: ...
 
 
 _listeners: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -243,12 +243,26 @@ def announce_after_commit(session: Session, changes: Sequence[StatusChange]) -> 
     session.info.setdefault(_PENDING, []).extend(changes)
 
 
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """What a listener learns of a new certificate (a snapshot: the row may be expired by then)."""
+
+    ca_generation_id: int
+    serial: str
+    status: str
+    revoked_at: dt.datetime | None = None
+    revocation_reason: str | None = None
+
+
 def notify_issued(session: Session, certificates: Sequence[CertificateRow]) -> None:
     """For the issuer (jlis.jpki.ca / jlis.card): after the commit, the OCSP responder of this
     process pre-signs the answers for these new certificates. Optional: without it the first
     query of each is signed on demand."""
     _hook(session)
-    session.info.setdefault(_PENDING_ISSUED, []).extend(certificates)
+    session.info.setdefault(_PENDING_ISSUED, []).extend(
+        IssuedCertificate(c.ca_generation_id, c.serial, c.status, c.revoked_at, c.revocation_reason)
+        for c in certificates
+    )
 
 
 # ------------------------------------------------------------------------------------- change feed

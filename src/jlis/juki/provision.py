@@ -271,6 +271,32 @@ def linked_codes(session: Session, resident_code: str) -> set[str]:
     return codes
 
 
+def current_national_record(session: Session, resident_code: str, *, max_hops: int = 8) -> Any:
+    """The national copy's current record of a person (本人確認情報, as the provision server holds
+    it), following 住民票コード changes from an old code to the current one; None when unknown.
+    For J-LIS's own services (JPKI's latest 基本4情報): no provision-table check, the caller's
+    legal basis is its own and it audits the read."""
+    code = resident_code
+    for _ in range(max_hops):
+        row = session.execute(
+            select(
+                _T.c.resident_code,
+                _T.c.family_name,
+                _T.c.given_name,
+                _T.c.birth_date,
+                _T.c.sex,
+                _T.c.address,
+                _T.c.change_date,
+                _T.c.status,
+                _T.c.superseded_by,
+            ).where(_T.c.resident_code == code)
+        ).first()
+        if row is None or row.superseded_by is None:
+            return row
+        code = row.superseded_by
+    return None
+
+
 def disclose(session: Session, resident_code: str) -> list[ProvisionLogEntry]:
     """The provision log of a person, oldest first, across their code changes. No access record:
     :meth:`ProvisionService.disclose` is the audited entry point."""

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.bulk import bulk_insert
+from jlis.bulk import Prepared, bulk_insert
 from jlis.clock import Clock
 from jlis.db import transaction
 from jlis.keyset import select_by_keys
@@ -68,7 +68,18 @@ _PARKED = (
 _PARKED_KEY_LIST = (
     select(_O.c.key).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).distinct()
 )
-_ACK = update(_O).where(_O.c.seq.in_(bindparam("seqs", expanding=True))).values(delivered_at=bindparam("now"))
+# The acknowledged sequence numbers travel as one JSON parameter: one statement text whatever
+# their number (an expanding IN of 500 would be compiled, and parsed by the driver, every round).
+_ACK_SEQS = {
+    "sqlite": "SELECT value FROM json_each(:seqs)",
+    "postgresql": "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:seqs AS json))",
+}
+_ACK = {
+    dialect: Prepared(
+        update(_O).where(_O.c.seq.in_(text(sql).columns(_O.c.seq))).values(delivered_at=bindparam("now"))
+    )
+    for dialect, sql in _ACK_SEQS.items()
+}
 _FAIL = (
     update(_O)
     .where(_O.c.seq == bindparam("k_seq"))
@@ -289,8 +300,9 @@ class Relay:
             return
         now = self._clock.now()
         with self._transaction() as s:
-            for chunk in _chunks(seqs, 500):
-                s.execute(_ACK, {"seqs": chunk, "now": now})
+            for chunk in _chunks(seqs, 5000):
+                ack = _ACK[s.get_bind().dialect.name]
+                ack.run(s, {"seqs": json.dumps(chunk), "now": now})
 
 
 T = TypeVar("T")

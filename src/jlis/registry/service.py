@@ -200,7 +200,8 @@ class RegistryService:
         self._households.write(self._db)
         self._residents.write(self._db)
         if self._history:
-            store.INSERT_HISTORY.run_many(self._db, self._history)
+            for row in self._history:  # one or a few: single statements (see publish_many)
+                store.INSERT_HISTORY.run(self._db, row)
             self._history = []
         if self._messages:
             assert self._now is not None

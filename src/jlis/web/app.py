@@ -159,11 +159,14 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
             worker = RelayWorker(build_stack_relay(container))
             worker.start()
         app.state.relay_worker = worker
+        jpki_api.start_services(app)
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
+            # Writes the queued OCSP status-query records before the process ends.
+            jpki_api.stop_services(app)
 
     offline_docs = _offline_docs_assets()
     app = FastAPI(
@@ -171,7 +174,7 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         summary="地方公共団体情報システム機構 (J-LIS) のシステムのオープンソース実装",
         description=DESCRIPTION,
         version="0.1.0",
-        openapi_tags=OPENAPI_TAGS,
+        openapi_tags=OPENAPI_TAGS + jpki_api.OPENAPI_TAGS,
         lifespan=lifespan,
         redoc_url=None,
         docs_url=None if offline_docs else "/docs",

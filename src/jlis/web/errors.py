@@ -31,7 +31,8 @@ STATUS_TITLES = {
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    """Machine clients: the JSON API, and the JPKI endpoints relying parties fetch (CRL, OCSP, login)."""
+    return request.url.path.startswith(("/api/", "/jpki/"))
 
 
 def error_body(kind: str, message: str, field: str | None, rule: str | None, **extra: Any) -> dict[str, Any]:

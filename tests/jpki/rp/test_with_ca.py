@@ -54,6 +54,7 @@ class Issued:
 class World:
     def __init__(self, factory: sessionmaker[Session], clock: FixedClock, keys: Path) -> None:
         self.factory, self.clock, self.keystore = factory, clock, FileKeyStore(keys)
+        self.keystore_dir = keys
         with transaction(factory) as s:
             self.ca(s).ensure()
 
@@ -181,3 +182,83 @@ def test_revoked_on_the_published_crl(world: World) -> None:
         good, content=b"x", trust=world.trust(SIGN), revocation=checker, clock=world.clock
     )
     assert result.revocation is not None and result.revocation.method == "crl"
+
+
+def test_ocsp_and_crl_through_the_running_app(world: World, tmp_path: Path) -> None:
+    """OcspChecker against jlis's own responder (the real app, in-process): good, then revoked
+    after a revocation — and a refused token is named."""
+    from fastapi.testclient import TestClient
+
+    from jlis.auth import service as auth
+    from jlis.container import Container
+    from jlis.jpki.api import stop_services
+    from jlis.jpki.revocation import Reason, Revocations
+    from jlis.jpki.rp.errors import RevocationCheckFailed
+    from jlis.jpki.rp.http import HttpxFetcher
+    from jlis.jpki.rp.status import OcspChecker
+    from jlis.jpki.verifiers import VerifierRegistry
+    from jlis.settings import load_settings
+    from jlis.web import create_app
+
+    card = world.card("CARD1")
+    with transaction(world.factory) as s:
+        VerifierRegistry(s, world.clock, actor="test").register(
+            verifier_id="bank-1",
+            name="テスト銀行",
+            signature_verifier=True,
+            user_verifier=True,
+            basis="主務大臣認定事業者",
+            agreement_no="A-1",
+            agreement_date=world.clock.today(),
+            username="bank-1",
+            password="bank-1-password-x",
+        )
+        principal = auth.find_principal(s, "bank-1")
+        assert principal is not None
+        token = auth.issue_token(s, principal, now=world.clock.now()).token
+    settings = load_settings(env={}, public_url=BASE, key_dir=str(world.keystore_dir))
+    container = Container(settings, clock=world.clock)
+    container.__dict__["factory"] = world.factory
+    app = create_app(container)
+    try:
+        with TestClient(app, base_url=BASE) as client:
+            fetcher = HttpxFetcher(client)
+            der = sign_document(card.reader, b"x", "ABC123", clock=world.clock)
+            trust = world.trust(SIGN)
+            good = verify_signature(
+                der,
+                content=b"x",
+                trust=trust,
+                revocation=OcspChecker(fetcher, token=token),
+                clock=world.clock,
+            )
+            assert good.revocation is not None and good.revocation.method == "ocsp"
+            with pytest.raises(RevocationCheckFailed, match="bearer token"):
+                verify_signature(
+                    der,
+                    content=b"x",
+                    trust=trust,
+                    revocation=OcspChecker(fetcher, token="nope"),
+                    clock=world.clock,
+                )
+            with transaction(world.factory) as s:
+                row = s.get(CertificateRow, card.sign.id)
+                assert row is not None
+                Revocations(s, world.clock).revoke(row, Reason.KEY_COMPROMISE, "test:lost")
+            # with a nonce the answer is signed live; without one the pre-signed answer was dropped
+            for require_nonce in (True, False):
+                checker = OcspChecker(fetcher, token=token, require_nonce=require_nonce)
+                with pytest.raises(CertificateRevoked, match="keyCompromise"):
+                    verify_signature(der, content=b"x", trust=trust, revocation=checker, clock=world.clock)
+            # and the municipality's CRL partition, fetched from the distribution point in the certificate
+            with pytest.raises(CertificateRevoked, match="keyCompromise") as err:
+                verify_signature(
+                    der,
+                    content=b"x",
+                    trust=trust,
+                    revocation=CrlChecker(fetcher, token=token),
+                    clock=world.clock,
+                )
+            assert err.value.source.endswith("/jpki/crl/sign/g1/131016.crl")
+    finally:
+        stop_services(app)
