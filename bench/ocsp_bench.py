@@ -2,7 +2,12 @@
 our own HTTP stack, all in the same run, with the same requests.
 
     .venv/bin/python -m bench.ocsp_bench [--certs 100000] [--requests N] [--concurrency 32]
-                                          [--workers 1] [--postgres ADMIN_URL] [--quick]
+                                          [--workers 1] [--gen-procs 1] [--postgres ADMIN_URL]
+                                          [--no-openssl] [--no-netns] [--ocsp-first] [--quick]
+
+``--quick``: 10,000 certificates (a smoke run of a minute or two). ``--ocsp-first`` is a diagnostic:
+the app's ``/jpki`` router entry (with the hello route) is moved to the front of its routes in the
+bench's server process only, to show what route matching costs; bench/RESULTS.md says which figure is which.
 
 Setup: the signing CA (generation 1, RSA-2048) of a fresh database, ``--certs`` certificate rows
 bulk-inserted with random 16-octet serials (5 % revoked, 1 % on hold: only the CertID matters to an

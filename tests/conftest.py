@@ -20,8 +20,32 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.clock import JST, FixedClock
 from jlis.db import Base, import_all_tables, make_engine, make_session_factory
 
-POSTGRES_URL = os.environ.get("JLIS_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Under pytest-xdist each worker gets a database of its own (<name>_gw0, …), created on first use:
+# the fixture below drops, creates and truncates tables, which workers sharing one would break.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_database(url: str) -> str:
+    if not url or not WORKER:
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{WORKER}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _worker_database(os.environ.get("JLIS_TEST_POSTGRES_URL", ""))
 
 
 def require_or_skip(available: bool, what: str) -> None:

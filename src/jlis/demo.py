@@ -55,9 +55,8 @@ def prepare_demo(
 def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipalities: int) -> None:
     import uvicorn
 
-    from jlis.web import create_app
-
     from jlis.card.demo import DEMO_CARD_PASSPHRASE, DEMO_PINS
+    from jlis.web import create_app
 
     container, users, cards = prepare_demo(data_dir, residents=residents, municipalities=municipalities)
     table = Table(title=f"jlis demo — http://{host}:{port}/ (API: http://{host}:{port}/docs)")

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from jlis.db import Base, import_all_tables, make_engine
 from jlis.migrate import alembic_config, current, include_object, upgrade
 
-from ..conftest import POSTGRES_URL, require_or_skip
+from ..conftest import POSTGRES_URL, WORKER, require_or_skip
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -26,7 +26,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     require_or_skip(bool(POSTGRES_URL), "PostgreSQL (JLIS_TEST_POSTGRES_URL)")
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = "jlis_migration_test"
+    name = f"jlis_migration_test{('_' + WORKER) if WORKER else ''}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -23,6 +23,9 @@ PUBLIC_ROUTES = {
     ("POST", "/api/v1/token"),
     ("GET", "/docs"),  # the app serves it itself when Swagger UI is installed locally (fastapi-offline)
     ("GET", "/jpki/ca/{ca_kind}/g{generation:int}.cer"),  # the JPKI roots are published
+    # Card login: the caller is not signed in yet; the card's signature is what authenticates.
+    ("POST", "/api/v1/jpki/login/challenge"),
+    ("POST", "/api/v1/jpki/login/verify"),
 }
 
 

@@ -14,12 +14,16 @@ from typing import Annotated
 import typer
 
 from jlis.errors import JlisError
+from jlis.jpki.api import cli as revocation_app
+from jlis.jpki.ca_cli import app as ca_app
 
 app = typer.Typer(
     help="公的個人認証: sign, verify, log in with a card (relying-party tools).", no_args_is_help=True
 )
 trust_app = typer.Typer(help="Trust stores (one per purpose: sign, auth).", no_args_is_help=True)
 app.add_typer(trust_app, name="trust-store")
+app.add_typer(ca_app, name="ca")
+app.add_typer(revocation_app, name="revocation")
 
 CardOpt = Annotated[Path, typer.Option("--card", help="A card file (jlis card export).", exists=False)]
 PassphraseOpt = Annotated[
