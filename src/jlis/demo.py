@@ -21,7 +21,13 @@ console = Console()
 
 
 def prepare_demo(
-    data_dir: Path, *, residents: int, municipalities: int, card_holders: int = DEMO_CARD_HOLDERS
+    data_dir: Path,
+    *,
+    residents: int,
+    municipalities: int,
+    card_holders: int = DEMO_CARD_HOLDERS,
+    host: str | None = None,
+    port: int | None = None,
 ) -> tuple[Container, list[tuple[str, str, str]], list[DemoCard]]:
     """Migrate, seed when empty, create the demo accounts, the CAs and a few card holders; return
     the container, the accounts and the exported demo cards."""
@@ -32,7 +38,14 @@ def prepare_demo(
     from jlis.registry.tables import ResidentRow
     from jlis.seed import choose_municipalities
 
-    settings = load_settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'jlis.sqlite3'}")
+    # The listen address is the public URL that certificates carry (CRL and OCSP), unless
+    # JLIS_PUBLIC_URL says otherwise.
+    settings = load_settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'jlis.sqlite3'}",
+        listen_host=host,
+        listen_port=port,
+    )
     upgrade(settings.resolved_database_url)
     container = Container(settings)
     with container.factory() as s:
@@ -58,7 +71,9 @@ def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipali
     from jlis.card.demo import DEMO_CARD_PASSPHRASE, DEMO_PINS
     from jlis.web import create_app
 
-    container, users, cards = prepare_demo(data_dir, residents=residents, municipalities=municipalities)
+    container, users, cards = prepare_demo(
+        data_dir, residents=residents, municipalities=municipalities, host=host, port=port
+    )
     table = Table(title=f"jlis demo — http://{host}:{port}/ (API: http://{host}:{port}/docs)")
     for col in ("user", "password", "who"):
         table.add_column(col)

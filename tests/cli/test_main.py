@@ -78,7 +78,9 @@ def test_a_demo_card_signs_and_verifies_with_the_demo_ca(tmp_path: Path) -> None
     from jlis.demo import prepare_demo
     from jlis.jpki.ca import CertificationAuthority
 
-    container, _, cards = prepare_demo(tmp_path / "data", residents=60, municipalities=1, card_holders=1)
+    container, _, cards = prepare_demo(
+        tmp_path / "data", residents=60, municipalities=1, card_holders=1, host="127.0.0.1", port=8123
+    )
     chip = load_card(cards[0].file, DEMO_CARD_PASSPHRASE)
     reader = CardReader(chip.transmit)
     cert = x509.load_der_x509_certificate(reader.read_certificate("sign", pin=DEMO_PINS.sign_password))
@@ -87,4 +89,9 @@ def test_a_demo_card_signs_and_verifies_with_the_demo_ca(tmp_path: Path) -> None
         roots = ca.trust_anchors("sign")
     assert any(cert.issuer == r.subject for r in roots)
     cert.verify_directly_issued_by(next(r for r in roots if r.subject == cert.issuer))
+    # The certificate sends relying parties to the demo's own address (`jlis demo --port`).
+    aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [
+        d.access_location.value for d in aia if d.access_method == x509.AuthorityInformationAccessOID.OCSP
+    ] == ["http://127.0.0.1:8123/jpki/ocsp/sign"]
     container.engine.dispose()
