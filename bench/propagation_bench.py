@@ -33,9 +33,11 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -329,8 +331,10 @@ def main() -> None:
         flush=True,
     )
     if not args.no_sqlite:
+        engine = fresh_sqlite("propagation")
+        where = Path(str(engine.url.database)).parent
         r = run(
-            fresh_sqlite("propagation"),
+            engine,
             args.changes,
             counters,
             args.residents,
@@ -338,6 +342,7 @@ def main() -> None:
             args.sqlite_relay_every,
         )
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
+        shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes
     if args.postgres:
         tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
         engine = fresh_postgres(args.postgres, args.pg_database)
