@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from sqlalchemy.orm import Session
 
-from jlis.auth.models import Principal, PrincipalKind
+from jlis.auth.models import Principal
+from jlis.card.service import tool_principal
 from jlis.cli.options import container
 from jlis.errors import JlisError
 
@@ -33,17 +34,11 @@ T = TypeVar("T")
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database-url", help="Overrides the configured database (JLIS_DATABASE_URL).")
 ]
-OPERATOR = Principal(id=0, username="cli", kind=PrincipalKind.JLIS_OPERATOR, display_name="jlis card (CLI)")
+OPERATOR = tool_principal("cli", "jlis card (CLI)")
 
 
 def staff_of(lg_code: str) -> Principal:
-    return Principal(
-        id=0,
-        username="cli",
-        kind=PrincipalKind.MUNICIPAL_STAFF,
-        display_name="jlis card (CLI)",
-        lg_code=lg_code,
-    )
+    return tool_principal("cli", "jlis card (CLI)", lg_code)
 
 
 def _run(

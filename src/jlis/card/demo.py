@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from jlis.auth.models import Principal, PrincipalKind
+from jlis.auth.models import Principal
 from jlis.card.applications import ApplicationForm, Channel
 from jlis.card.documents import Document
 from jlis.card.pins import PinSet
-from jlis.card.service import CardService, card_transaction, deps_from_container
+from jlis.card.service import CardService, card_transaction, deps_from_container, tool_principal
 from jlis.card.tables import CardRow
 from jlis.container import Container
 from jlis.db import read_only
@@ -31,17 +31,11 @@ DEMO_CARD_PASSPHRASE = "jlis-demo"
 DEMO_VERIFIER = "demo-bank"
 ADULT = 20  # the demo's holders are adults, so every card carries a signing certificate
 
-OPERATOR = Principal(id=0, username="jlis-demo", kind=PrincipalKind.JLIS_OPERATOR, display_name="jlis demo")
+OPERATOR = tool_principal("jlis-demo", "jlis demo")
 
 
 def staff_of(lg_code: str) -> Principal:
-    return Principal(
-        id=0,
-        username="jlis-demo",
-        kind=PrincipalKind.MUNICIPAL_STAFF,
-        display_name="jlis demo",
-        lg_code=lg_code,
-    )
+    return tool_principal("jlis-demo", "jlis demo", lg_code)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from jlis.auth.models import Principal, PrincipalKind
 from jlis.card.api import (
@@ -30,9 +30,9 @@ from jlis.card.applications import ReissueReason
 from jlis.card.documents import Document
 from jlis.card.lifecycle import CardEvent, CardState, allowed_events
 from jlis.card.service import CardService, card_transaction
-from jlis.errors import Forbidden, JlisError, NotFound, Unauthenticated
+from jlis.errors import JlisError, NotFound
 from jlis.web.deps import csrf_form, get_container, page_principal
-from jlis.web.templating import render
+from jlis.web.templating import render, submit_form
 
 router = APIRouter(prefix="/counter/{lg_code}/cards", include_in_schema=False)
 
@@ -103,7 +103,7 @@ def _render(
     ctx["title"] = title
     shown = {k: v for k, v in (values or {}).items() if k not in SECRET_FIELDS}
     return render(
-        request, template, ctx, values=shown, error=error, status_code=error.http_status if error else 200
+        request, template, ctx, values=shown, error=error
     )
 
 
@@ -120,14 +120,15 @@ def _submit(
     """Run ``action`` in one transaction and go where it says; a refusal shows the form again
     (nothing was written, except a wrong PIN's count, as on a card)."""
     container = get_container(request)
-    try:
+
+    def run() -> str:
         with card_transaction(container.factory) as s:
-            target = action(CardService(s, card_deps(request), principal))
-    except (Forbidden, Unauthenticated):
-        raise
-    except JlisError as exc:
-        return _render(request, lg_code, principal, template, title, loader, values=form, error=exc)
-    return RedirectResponse(target, status_code=303)
+            return action(CardService(s, card_deps(request), principal))
+
+    return submit_form(
+        run,
+        lambda exc: _render(request, lg_code, principal, template, title, loader, values=form, error=exc),
+    )
 
 
 def _documents(form: dict[str, str]) -> list[str]:

@@ -80,6 +80,13 @@ STREAM = Principal(
     id=0, username="card-stream", kind=PrincipalKind.JLIS_OPERATOR, display_name="カード管理システム"
 )
 
+
+def tool_principal(username: str, display_name: str, lg_code: str | None = None) -> Principal:
+    """A principal for a local tool (the CLI, the demo set-up) acting as a J-LIS operator, or as
+    staff of ``lg_code``; it signs nothing in, and ``username`` names the tool in the audit trail."""
+    kind = PrincipalKind.MUNICIPAL_STAFF if lg_code else PrincipalKind.JLIS_OPERATOR
+    return Principal(id=0, username=username, kind=kind, display_name=display_name, lg_code=lg_code)
+
 RegisterFactory = Callable[[Session, str, str], RegistryService]
 
 

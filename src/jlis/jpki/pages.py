@@ -171,7 +171,6 @@ def _verifiers_page(
         {"title": "署名検証者・利用者証明検証者", "verifiers": verifiers, "notice": notice},
         error=error,
         values=values,
-        status_code=error.http_status if error else 200,
     )
 
 
@@ -253,5 +252,4 @@ def queries_page(
         "jpki/queries.html",
         {"title": "失効情報の照会記録", "entries": entries, "verifier_id": verifier_id, "channel": channel},
         error=error,
-        status_code=error.http_status if error else 200,
     )

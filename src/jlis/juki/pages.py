@@ -81,5 +81,4 @@ def disclosure_page(
         "juki/disclosure.html",
         {"title": "提供記録の開示", "resident_code": resident_code, "entries": entries},
         error=error,
-        status_code=error.http_status if error else 200,
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from jlis.auth.models import Principal, PrincipalKind
@@ -44,7 +44,7 @@ from jlis.registry.api import (
 from jlis.registry.models import ResidentView, Status
 from jlis.registry.service import RegistryService
 from jlis.web.deps import csrf_form, get_container, page_principal, poke_relay
-from jlis.web.templating import render
+from jlis.web.templating import render, submit_form
 
 router = APIRouter(prefix="/counter/{lg_code}", include_in_schema=False)
 
@@ -162,7 +162,7 @@ def _form_page(
             ctx.update(loader(_svc(s, container, lg_code, principal)))
     ctx["title"] = title
     return render(
-        request, template, ctx, values=values, error=error, status_code=error.http_status if error else 200
+        request, template, ctx, values=values, error=error
     )
 
 
@@ -179,15 +179,17 @@ def _submit(
     """Run ``action`` in one transaction and go to the URL it returns; on a refusal the transaction
     has rolled back and the form comes back with the message (scope errors go to the error page)."""
     container = get_container(request)
-    try:
+
+    def run() -> str:
         with transaction(container.factory) as s:
             target = action(_svc(s, container, lg_code, principal))
-    except (Forbidden, Unauthenticated):
-        raise
-    except JlisError as exc:
-        return _form_page(request, lg_code, principal, template, title, loader, values=form, error=exc)
-    poke_relay(request)
-    return RedirectResponse(target, status_code=303)
+        poke_relay(request)
+        return target
+
+    return submit_form(
+        run,
+        lambda exc: _form_page(request, lg_code, principal, template, title, loader, values=form, error=exc),
+    )
 
 
 def _resident_url(lg_code: str, resident_id: int, done: str | None = None) -> str:
@@ -237,7 +239,7 @@ def counter_home(
         "results": results,
     }
     return render(
-        request, "registry/search.html", ctx, error=error, status_code=error.http_status if error else 200
+        request, "registry/search.html", ctx, error=error
     )
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, PrefixLoader, StrictUndefined, select_autoescape
 
 from jlis.auth import service as auth
 from jlis.auth.models import PrincipalKind
 from jlis.clock import JST
-from jlis.errors import JlisError
+from jlis.errors import Forbidden, JlisError, Unauthenticated
 from jlis.web.deps import CSRF_FIELD, current_page_principal, session_token
 
 _SRC = Path(__file__).resolve().parent.parent
@@ -107,11 +108,12 @@ def render(
     template: str,
     context: dict[str, Any] | None = None,
     *,
-    status_code: int = 200,
+    status_code: int | None = None,
     error: JlisError | None = None,
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """Render a page. ``error`` and ``values`` re-show a refused form with what was typed."""
+    """Render a page. ``error`` and ``values`` re-show a refused form with what was typed; the
+    status is the error's (422, 403, …) unless ``status_code`` says otherwise, else 200."""
     env: Environment = request.app.state.templates
     principal = current_page_principal(request)
     token = session_token(request)
@@ -127,4 +129,19 @@ def render(
     }
     ctx.update(context or {})
     html = env.get_template(template).render(ctx)
+    if status_code is None:
+        status_code = error.http_status if error is not None else 200
     return HTMLResponse(html, status_code=status_code)
+
+
+def submit_form(run: Callable[[], str], redisplay: Callable[[JlisError], Response]) -> Response:
+    """The POST side of every counter form: ``run`` does the work in its own transaction and returns
+    where to go (303); a refusal comes back as the form again (``redisplay``) with its message, while
+    scope errors (403, 401) go on to the error page."""
+    try:
+        target = run()
+    except (Forbidden, Unauthenticated):
+        raise
+    except JlisError as exc:
+        return redisplay(exc)
+    return RedirectResponse(target, status_code=303)
