@@ -132,5 +132,13 @@ def import_all_tables() -> None:
         "jlis.auth.tables",
         "jlis.jpki.tables",
         "jlis.card.tables",
+        "jlis.linkage.hub.tables",
+        "jlis.linkage.exchange.tables",
+        "jlis.linkage.middle.tables",
+        "jlis.linkage.portal.tables",
+        "jlis.lgwan.tables",
+        "jlis.kiosk.pdf.tables",
+        "jlis.kiosk.issuer.tables",
+        "jlis.bcl.tables",
     ):
         importlib.import_module(module)

@@ -27,6 +27,7 @@ class PrincipalKind(enum.StrEnum):
     AGENCY = "agency"  # 別表第一の国の機関等 (an agency of the provision table)
     RESIDENT = "resident"  # 住民 (authenticated by card; reserved for the portal)
     VERIFIER = "verifier"  # 署名検証者・利用者証明検証者 (JPKI relying parties; jlis.jpki.tables.VerifierRow)
+    LINKAGE_MEMBER = "linkage_member"  # 情報連携の機関 (requester/provider; jlis.linkage.hub.tables.MemberRow)
 
     @property
     def label(self) -> str:
@@ -46,6 +47,7 @@ _KIND_LABELS = {
     PrincipalKind.AGENCY: "提供先機関",
     PrincipalKind.RESIDENT: "住民",
     PrincipalKind.VERIFIER: "署名検証者・利用者証明検証者",
+    PrincipalKind.LINKAGE_MEMBER: "情報連携の機関",
 }
 
 
