@@ -137,6 +137,79 @@ def _oid_der(dotted: str) -> bytes:
     return tlv(0x06, oid_body(dotted))
 
 
+def _read_tlv(der: bytes, at: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER element at ``at``; ValueError past ``end``."""
+    if at + 2 > end:
+        raise ValueError("truncated")
+    tag, first = der[at], der[at + 1]
+    at += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 3 or at + n > end:
+            raise ValueError("bad length")
+        length = int.from_bytes(der[at : at + n], "big")
+        if length < 0x80 or der[at] == 0:  # DER: the shortest length form only
+            raise ValueError("non-minimal length")
+        at += n
+    if at + length > end:
+        raise ValueError("truncated")
+    return tag, at, at + length
+
+
+_OID_HASH_NAMES = {_oid_der(oid): name for name, oid in _HASH_OIDS.items()}
+
+
+def simple_cert_id(der: bytes) -> tuple[str, bytes, bytes, int] | None:
+    """(hash name, issuerNameHash, issuerKeyHash, serial) of a request for one certificate with no
+    extension and no signature (what RFC 5019 clients send), read straight from the DER; None for
+    anything else, which then takes the full parser. The hot path of the responder: cryptography's
+    OCSPRequest re-parses the whole request for each property it is asked."""
+    try:
+        end = len(der)
+        tag, at, outer_end = _read_tlv(der, 0, end)
+        if tag != 0x30 or outer_end != end:
+            return None
+        tag, at, tbs_end = _read_tlv(der, at, outer_end)
+        if tag != 0x30 or tbs_end != outer_end:  # no optionalSignature
+            return None
+        tag, start, stop = _read_tlv(der, at, tbs_end)
+        if tag == 0xA0:  # version: only v1 (0) exists
+            at = stop
+            tag, start, stop = _read_tlv(der, at, tbs_end)
+        if tag != 0x30 or stop != tbs_end:  # requestList, with no requestorName or requestExtensions
+            return None
+        tag, at, req_end = _read_tlv(der, start, stop)
+        if tag != 0x30 or req_end != stop:  # exactly one Request
+            return None
+        tag, at, cid_end = _read_tlv(der, at, req_end)
+        if tag != 0x30 or cid_end != req_end:  # a CertID and no singleRequestExtensions
+            return None
+        tag, alg_start, alg_end = _read_tlv(der, at, cid_end)
+        if tag != 0x30:
+            return None
+        tag, _, oid_end = _read_tlv(der, alg_start, alg_end)
+        name = _OID_HASH_NAMES.get(der[alg_start:oid_end]) if tag == 0x06 else None
+        if name is None or der[oid_end:alg_end] not in (b"", b"\x05\x00"):
+            return None
+        tag, nh_start, nh_end = _read_tlv(der, alg_end, cid_end)
+        if tag != 0x04:
+            return None
+        tag, kh_start, kh_end = _read_tlv(der, nh_end, cid_end)
+        if tag != 0x04:
+            return None
+        tag, sn_start, sn_end = _read_tlv(der, kh_end, cid_end)
+        if tag != 0x02 or sn_end != cid_end or sn_start == sn_end:
+            return None
+        if sn_end - sn_start > 1 and (der[sn_start], der[sn_start + 1] >> 7) in ((0, 0), (0xFF, 1)):
+            return None  # DER: the shortest two's-complement form only
+        serial = int.from_bytes(der[sn_start:sn_end], "big", signed=True)
+        return name, der[nh_start:nh_end], der[kh_start:kh_end], serial
+    except ValueError:
+        return None
+
+
 _HASH_ALG_DER = {name: tlv(0x30, _oid_der(oid) + b"\x05\x00") for name, oid in _HASH_OIDS.items()}
 
 
@@ -667,15 +740,11 @@ class OcspResponder:
         (a nonce, a miss, a database read, an error answer): then call :meth:`answer`."""
         if len(der) > MAX_REQUEST_BYTES:
             return None
-        try:
-            req = cocsp.load_der_ocsp_request(der)
-            if len(req.extensions):
-                return None
-            h = req.hash_algorithm.name
-            issuer = self._issuers.get((h, req.issuer_name_hash, req.issuer_key_hash))
-            serial = req.serial_number
-        except Exception:
+        cert_id = simple_cert_id(der)
+        if cert_id is None:
             return None
+        h, name_hash, key_hash, serial = cert_id
+        issuer = self._issuers.get((h, name_hash, key_hash))
         if issuer is None or issuer.ca_kind != ca_kind or issuer.revoked or serial <= 0:
             return None
         hit = self._answers.get((h, issuer.generation_id, serial))

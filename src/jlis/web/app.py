@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jlis.container import Container
+from jlis.jpki.fastpath import OcspFastPath
 from jlis.web import errors
 from jlis.web.deps import check_route_guards, public
 from jlis.web.templating import build_environment
@@ -205,5 +206,7 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     ):
         app.include_router(router)
     check_route_guards(app.routes)
+    # Inside SecurityHeaders (added last, so outermost): its answers get the same headers.
+    app.add_middleware(OcspFastPath, services=jpki_api.services_of)
     app.add_middleware(SecurityHeaders)
     return app
