@@ -62,7 +62,53 @@ def prepare_demo(
         ensure_jpki(container, verifier_password=DEMO_PASSWORD)
         cards = issue_demo_cards(container, count=card_holders, out_dir=data_dir / "cards")
     users.append((f"verifier-{DEMO_VERIFIER}", DEMO_PASSWORD, "署名検証者・利用者証明検証者 (デモ銀行)"))
+    with console.status("情報連携: members, middle servers, replicas and 機関別符号"):
+        users += prepare_linkage(container, lg_codes)
+    with console.status("コンビニ交付: the organisation CA, 職責証明書, 住民税, 印鑑登録, 戸籍"):
+        prepare_kiosk(container, lg_codes)
     return container, users, cards
+
+
+def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
+    """The organisation CA with a 職責証明書 for each municipality (they sign certificate PDFs), and
+    the certificate server's synthetic data. Idempotent."""
+    from jlis.db import transaction
+    from jlis.kiosk.issuer.demo import seed_issuer_data
+    from jlis.lgwan.ca import ensure_organisation_pki
+
+    with transaction(container.factory) as s:
+        ensure_organisation_pki(
+            s,
+            container.clock,
+            container.keystore,
+            container.settings.resolved_public_url,
+            lg_codes,
+            actor="demo",
+            rng=container.rng,
+        )
+    seed_issuer_data(container, lg_codes)
+
+
+def prepare_linkage(container: Container, lg_codes: list[str]) -> list[tuple[str, str, str]]:
+    """The linkage members (agencies, the seeded municipalities, マイナポータル) with their accounts,
+    and the middle servers filled: 住民票関係情報 from the register, synthetic replicas, and every
+    member's 機関別符号. Idempotent."""
+    from jlis.auth.service import DEMO_PASSWORD
+    from jlis.db import transaction
+    from jlis.linkage.hub.members import ensure_standard_members
+    from jlis.linkage.middle.sync import prepare_demo_replicas
+
+    with transaction(container.factory) as s:
+        members = ensure_standard_members(
+            s,
+            container.clock,
+            key_dir=container.settings.resolved_key_dir,
+            lg_codes=lg_codes,
+            geography=container.geography,
+            password=DEMO_PASSWORD,
+        )
+    prepare_demo_replicas(container, lg_codes, seed=0)
+    return [(f"linkage-{m.id}", DEMO_PASSWORD, f"情報連携の機関 ({m.name})") for m in members]
 
 
 def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipalities: int) -> None:

@@ -12,8 +12,9 @@ from jlis.db import UtcDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-# Created by the audit package's own DDL (see jlis.audit.tables.APPEND_ONLY_DDL), not by the metadata.
-UNMANAGED_TABLES = {"audit_purge_permit"}
+# Created by the append-only DDL of the audit log and of the exchange records (jlis.audit.tables,
+# jlis.linkage.exchange.tables), not by the metadata.
+UNMANAGED_TABLES = {"audit_purge_permit", "linkage_purge_permit"}
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -26,6 +26,23 @@ PUBLIC_ROUTES = {
     # Card login: the caller is not signed in yet; the card's signature is what authenticates.
     ("POST", "/api/v1/jpki/login/challenge"),
     ("POST", "/api/v1/jpki/login/verify"),
+    ("POST", "/api/v1/portal/login/challenge"),
+    ("POST", "/api/v1/portal/login/verify"),
+    ("GET", "/portal/login"),
+    ("POST", "/portal/login"),
+    ("POST", "/portal/logout"),  # ends whatever session the cookie names; nothing to protect
+    # A 罹災証明書 application and its status: the card's signature over the challenge authenticates.
+    ("POST", "/api/v1/bcl/resident/challenge"),
+    ("POST", "/api/v1/bcl/resident/applications"),
+    ("POST", "/api/v1/bcl/resident/status"),
+    # Public verification of a certificate PDF: says valid/invalid/revoked and a hash, no personal data.
+    ("GET", "/api/v1/kiosk/verify"),
+    ("POST", "/api/v1/kiosk/verify/pdf"),
+    ("GET", "/verify"),
+    ("POST", "/verify"),
+    # The organisation CA's certificates and CRL are published, as the JPKI roots.
+    ("GET", "/lgwan/ca/crl"),
+    ("GET", "/lgwan/ca/certificates"),
 }
 
 

@@ -27,7 +27,7 @@ class PrincipalKind(enum.StrEnum):
     AGENCY = "agency"  # 別表第一の国の機関等 (an agency of the provision table)
     RESIDENT = "resident"  # 住民 (authenticated by card; reserved for the portal)
     VERIFIER = "verifier"  # 署名検証者・利用者証明検証者 (JPKI relying parties; jlis.jpki.tables.VerifierRow)
-    LINKAGE_MEMBER = "linkage_member"  # 情報連携の機関 (requester/provider; jlis.linkage.hub.tables.MemberRow)
+    LINKAGE_MEMBER = "linkage_member"  # 情報連携の機関 (jlis.linkage.hub.tables.MemberRow)
 
     @property
     def label(self) -> str:

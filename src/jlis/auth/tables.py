@@ -27,7 +27,8 @@ class PrincipalRow(Base):
     # without a municipality or an agency row without an agency can never be read back.
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('municipal_staff', 'jlis_operator', 'agency', 'resident', 'verifier', 'linkage_member')",
+            "kind IN ('municipal_staff', 'jlis_operator', 'agency', 'resident', 'verifier', "
+            "'linkage_member')",
             name="kind_known",
         ),
         CheckConstraint("(kind = 'municipal_staff') = (lg_code IS NOT NULL)", name="staff_has_lg_code"),

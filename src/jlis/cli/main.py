@@ -12,10 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from jlis.audit.cli import app as audit_app
 from jlis.auth.cli import app as users_app
+from jlis.bcl.cli import app as bcl_app
 from jlis.card.cli import app as card_app
 from jlis.codes.cli import app as codes_app
 from jlis.jpki.cli import app as jpki_app
 from jlis.juki.cli import app as juki_app
+from jlis.kiosk.cli import app as kiosk_app
+from jlis.lgwan.cli import app as lgwan_app
+from jlis.linkage.cli import app as linkage_app
 from jlis.masters.cli import app as masters_app
 from jlis.settings import load_settings
 
@@ -27,6 +31,12 @@ app.add_typer(juki_app, name="juki", help="住基ネット: relay, provision, di
 app.add_typer(users_app, name="users", help="Staff, operator and agency accounts")
 app.add_typer(card_app, name="card", help="マイナンバーカード: application, production, delivery, export")
 app.add_typer(jpki_app, name="jpki", help="公的個人認証: relying-party tools (sign, verify, login)")
+app.add_typer(
+    linkage_app, name="linkage", help="情報連携: 機関別符号, 情報照会, 情報提供等記録, 中間サーバー"
+)
+app.add_typer(kiosk_app, name="kiosk", help="コンビニ交付: certificate server and certificate PDFs")
+app.add_typer(lgwan_app, name="lgwan", help="LGWAN/LGPKI: the organisation CA and 職責証明書")
+app.add_typer(bcl_app, name="bcl", help="自治体基盤クラウド: backups, disasters, 罹災証明書")
 db_app = typer.Typer(help="Database schema (Alembic migrations)")
 app.add_typer(db_app, name="db")
 console = Console()

@@ -281,13 +281,17 @@ def current_national_record(session: Session, resident_code: str, *, max_hops: i
         row = session.execute(
             select(
                 _T.c.resident_code,
+                _T.c.lg_code,
                 _T.c.family_name,
                 _T.c.given_name,
+                _T.c.family_kana,
+                _T.c.given_kana,
                 _T.c.birth_date,
                 _T.c.sex,
                 _T.c.address,
                 _T.c.change_date,
                 _T.c.status,
+                _T.c.reason,
                 _T.c.superseded_by,
             ).where(_T.c.resident_code == code)
         ).first()

@@ -51,6 +51,14 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Image:
+    """A picture the certificate prints beside its rows: the registered seal impression (登録印影)."""
+
+    label: str
+    png: bytes
+
+
+@dataclass(frozen=True)
 class CertificateContent:
     kind: CertificateKind
     title: str  # printed title, usually kind.label
@@ -64,3 +72,4 @@ class CertificateContent:
     attestation: str  # e.g. この写しは、住民票の原本と相違ないことを証明する。
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. 個人番号の記載を省略しています
     seal_image_png: bytes | None = None  # the municipal seal; the renderer draws one when None
+    images: tuple[Image, ...] = field(default_factory=tuple)

@@ -139,6 +139,8 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     """The web face of one jlis. With ``relay_worker`` a background thread delivers the outbox
     (CS → prefecture → nation) while the app runs; without it, something else must drain it."""
     from jlis.auth import api as auth_api
+    from jlis.bcl import api as bcl_api
+    from jlis.bcl import pages as bcl_pages
     from jlis.card import api as card_api
     from jlis.card import pages as card_pages
     from jlis.jpki import api as jpki_api
@@ -146,6 +148,18 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     from jlis.jpki.rp import server as jpki_login
     from jlis.juki import api as juki_api
     from jlis.juki import pages as juki_pages
+    from jlis.kiosk.issuer import api as issuer_api
+    from jlis.kiosk.pdf import api as kiosk_pdf_api
+    from jlis.kiosk.pdf import pages as kiosk_pdf_pages
+    from jlis.lgwan import api as lgwan_api
+    from jlis.lgwan import pages as lgwan_pages
+    from jlis.linkage.exchange import api as exchange_api
+    from jlis.linkage.hub import api as hub_api
+    from jlis.linkage.hub import pages as hub_pages
+    from jlis.linkage.middle import api as middle_api
+    from jlis.linkage.middle import pages as middle_pages
+    from jlis.linkage.portal import api as portal_api
+    from jlis.linkage.portal import pages as portal_pages
     from jlis.registry import api as registry_api
     from jlis.registry import pages as registry_pages
     from jlis.web import pages as web_pages
@@ -161,12 +175,15 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
             worker.start()
         app.state.relay_worker = worker
         jpki_api.start_services(app)
+        exchange_api.start_services(app)
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
-            # Writes the queued OCSP status-query records before the process ends.
+            # Commits the grouped linkage queries and writes the queued OCSP status-query records
+            # before the process ends.
+            exchange_api.stop_services(app)
             jpki_api.stop_services(app)
 
     offline_docs = _offline_docs_assets()
@@ -175,7 +192,12 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         summary="地方公共団体情報システム機構 (J-LIS) のシステムのオープンソース実装",
         description=DESCRIPTION,
         version="0.1.0",
-        openapi_tags=OPENAPI_TAGS + jpki_api.OPENAPI_TAGS,
+        openapi_tags=OPENAPI_TAGS
+        + jpki_api.OPENAPI_TAGS
+        + portal_api.OPENAPI_TAGS
+        + bcl_api.OPENAPI_TAGS
+        + issuer_api.OPENAPI_TAGS
+        + kiosk_pdf_api.OPENAPI_TAGS,
         lifespan=lifespan,
         redoc_url=None,
         docs_url=None if offline_docs else "/docs",
@@ -203,6 +225,24 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         jpki_api.api_router,
         jpki_pages.router,
         jpki_login.router,
+        *portal_api.ROUTERS,
+        portal_pages.router,
+        portal_pages.staff_router,
+        *bcl_api.ROUTERS,
+        bcl_pages.router,
+        issuer_api.router,
+        hub_api.jlis_router,
+        hub_api.router,
+        hub_pages.router,
+        exchange_api.router,
+        middle_api.router,
+        middle_api.member_router,
+        middle_pages.router,
+        kiosk_pdf_api.router,
+        kiosk_pdf_api.staff_router,
+        kiosk_pdf_pages.router,
+        lgwan_api.router,
+        lgwan_pages.router,
     ):
         app.include_router(router)
     check_route_guards(app.routes)

@@ -26,6 +26,12 @@ TEMPLATE_DIRS = {
     "juki": _SRC / "juki" / "templates",
     "card": _SRC / "card" / "templates",
     "jpki": _SRC / "jpki" / "templates",
+    "portal": _SRC / "linkage" / "portal" / "templates",
+    "bcl": _SRC / "bcl" / "templates",
+    "middle": _SRC / "linkage" / "middle" / "templates",
+    "linkage_hub": _SRC / "linkage" / "hub" / "templates",
+    "kiosk_pdf": _SRC / "kiosk" / "pdf" / "templates",
+    "lgwan": _SRC / "lgwan" / "templates",
 }
 
 _WEEKDAYS = "月火水木金土日"

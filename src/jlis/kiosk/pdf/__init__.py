@@ -1,0 +1,1 @@
+"""Certificate PDFs: layout, anti-forgery, PAdES signature, public verification."""

@@ -1,0 +1,128 @@
+"""Tables of jlis.linkage.exchange: the 情報提供等記録 of every keeper (one hash chain each), the chain
+heads, and the ledger of request ids (replay protection).
+
+Records are append-only: triggers refuse UPDATE and DELETE, except a retention purge that opens the
+gate for its own transaction (as in :mod:`jlis.audit.tables`). The hash chain is what detects an
+edit made behind the triggers' back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DDL, BigInteger, Boolean, Date, Index, Integer, String, Text, event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from jlis.audit.chain import GENESIS
+from jlis.db import Base, UtcDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ExchangeRecordRow(Base):
+    __tablename__ = "linkage_exchange_records"
+
+    keeper: Mapped[str] = mapped_column(String(64), primary_key=True)  # member id or "hub"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    role: Mapped[str] = mapped_column(String(16))
+    exchange_no: Mapped[int] = mapped_column(BigId)  # the hub's seq of the exchange
+    request_id: Mapped[str] = mapped_column(String(64))
+    person: Mapped[str | None] = mapped_column(String(128), nullable=True)  # keeper's code / hub link
+    requester_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(String(200))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    provider_name: Mapped[str] = mapped_column(String(200))
+    affair: Mapped[str] = mapped_column(String(64))
+    affair_name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    items: Mapped[str] = mapped_column(Text)  # canonical JSON list
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    provided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    non_disclosure: Mapped[bool] = mapped_column(Boolean)
+    disclosure: Mapped[str] = mapped_column(String(16))
+    disclose_after: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    # The portal's やりとり履歴 reads the hub's records of one person (keeper, person), in seq order.
+    __table_args__ = (Index("ix_linkage_exchange_records_person", "keeper", "person", "seq"),)
+
+
+class RecordHeadRow(Base):
+    """Where each keeper's chain ends (last record) and begins (anchor: the last record purged)."""
+
+    __tablename__ = "linkage_record_heads"
+
+    keeper: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigId, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+    anchor_seq: Mapped[int] = mapped_column(BigId, default=0)
+    anchor_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+class QueryRequestRow(Base):
+    """Request ids already seen, per requester: a second use is a replay. Rows older than the
+    freshness window may be pruned (a request that old is refused as stale anyway)."""
+
+    __tablename__ = "linkage_query_requests"
+
+    requester_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+# No '%' and no ':' in the statements, so they pass unchanged through DDL(), text() and op.execute().
+APPEND_ONLY_DDL: dict[str, list[str]] = {
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION linkage_records_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('jlis.linkage_purge', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION USING
+        ERRCODE = 'restrict_violation',
+        MESSAGE = 'linkage_exchange_records is append-only, ' || TG_OP || ' refused';
+END
+$$""",
+        """CREATE TRIGGER linkage_records_append_only
+BEFORE UPDATE OR DELETE ON linkage_exchange_records
+FOR EACH STATEMENT EXECUTE FUNCTION linkage_records_append_only()""",
+    ],
+    "sqlite": [
+        """CREATE TABLE IF NOT EXISTS linkage_purge_permit (
+    keeper VARCHAR(64) NOT NULL PRIMARY KEY,
+    up_to_seq INTEGER NOT NULL
+)""",
+        """CREATE TRIGGER linkage_records_no_update BEFORE UPDATE ON linkage_exchange_records
+BEGIN
+    SELECT RAISE(ABORT, 'linkage_exchange_records is append-only, UPDATE refused');
+END""",
+        """CREATE TRIGGER linkage_records_no_delete BEFORE DELETE ON linkage_exchange_records
+WHEN NOT EXISTS (SELECT 1 FROM linkage_purge_permit WHERE keeper = OLD.keeper AND OLD.seq <= up_to_seq)
+BEGIN
+    SELECT RAISE(ABORT, 'linkage_exchange_records is append-only, DELETE refused');
+END""",
+    ],
+}
+
+APPEND_ONLY_DROP_DDL: dict[str, list[str]] = {
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS linkage_records_append_only ON linkage_exchange_records",
+        "DROP FUNCTION IF EXISTS linkage_records_append_only()",
+    ],
+    "sqlite": [
+        "DROP TRIGGER IF EXISTS linkage_records_no_delete",
+        "DROP TRIGGER IF EXISTS linkage_records_no_update",
+        "DROP TABLE IF EXISTS linkage_purge_permit",
+    ],
+}
+
+for _dialect, _statements in APPEND_ONLY_DDL.items():
+    for _statement in _statements:
+        event.listen(
+            ExchangeRecordRow.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect)
+        )

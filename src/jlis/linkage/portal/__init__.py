@@ -1,0 +1,1 @@
+"""マイナポータル: the resident's own view, signed in with the card."""
