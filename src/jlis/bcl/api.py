@@ -36,7 +36,7 @@ from jlis.bcl.shelters import Shelters
 from jlis.db import transaction
 from jlis.errors import InvalidInput
 from jlis.registry.models import parse_date
-from jlis.web.deps import api_principal, get_container, public
+from jlis.web.deps import api_principal, get_container, public, staff_of_path
 
 TAG_STAFF = "被災者支援・バックアップ (市区町村)"
 TAG_JLIS = "自治体基盤クラウド (J-LIS)"
@@ -48,13 +48,6 @@ RESIDENT_PATH = "/api/v1/bcl/resident"
 resident_router = APIRouter(prefix=RESIDENT_PATH, tags=[TAG_RESIDENT])
 
 T = TypeVar("T")
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 operator = api_principal(PrincipalKind.JLIS_OPERATOR)
@@ -373,8 +366,8 @@ def check_in_or_out_by_card(
     """入所 or 退所 proven by the card itself: its authentication certificate and its signature over
     a challenge of :func:`card_challenge`, verified here (chain to this instance's authentication
     CA, status in its certificate table, the audience of this shelter, the nonce used once)."""
-    from jlis.jpki.rp.login import LoginResponse, verify_login
-    from jlis.jpki.rp.server import DatabaseStatus, auth_trust_store, login_desk
+    from jlis.jpki.rp.login import LoginResponse
+    from jlis.jpki.rp.server import login_desk, verify_card_answer
 
     container = get_container(request)
     desk = login_desk(request)
@@ -382,14 +375,8 @@ def check_in_or_out_by_card(
     response = LoginResponse.from_dict({"certificate": body.certificate, "signature": body.signature})
 
     def act(s: Session) -> Any:
-        result = verify_login(
-            challenge,
-            response,
-            trust=auth_trust_store(s),
-            revocation=DatabaseStatus(s),
-            clock=container.clock,
-            replay=desk.replay,
-            audience=shelter_audience(request, lg_code, shelter_id),
+        result = verify_card_answer(
+            s, container, desk, challenge, response, shelter_audience(request, lg_code, shelter_id)
         )
         shelters = Shelters(s, container.clock, principal)
         if body.action == "check_out":
@@ -489,8 +476,8 @@ def _resident_audience(request: Request) -> str:
 def _as_resident(request: Request, body: ResidentCardIn, action: Callable[[ResidentDesk], T]) -> Any:
     """Verify the card's answer (signature, chain, status, audience, nonce once), find its holder
     (a card's or a smartphone's authentication certificate) and act as that resident."""
-    from jlis.jpki.rp.login import LoginResponse, verify_login
-    from jlis.jpki.rp.server import DatabaseStatus, auth_trust_store, login_desk
+    from jlis.jpki.rp.login import LoginResponse
+    from jlis.jpki.rp.server import login_desk, verify_card_answer
 
     container = get_container(request)
     desk = login_desk(request)
@@ -498,15 +485,7 @@ def _as_resident(request: Request, body: ResidentCardIn, action: Callable[[Resid
     response = LoginResponse.from_dict({"certificate": body.certificate, "signature": body.signature})
 
     def act(s: Session) -> Any:
-        result = verify_login(
-            challenge,
-            response,
-            trust=auth_trust_store(s),
-            revocation=DatabaseStatus(s),
-            clock=container.clock,
-            replay=desk.replay,
-            audience=_resident_audience(request),
-        )
+        result = verify_card_answer(s, container, desk, challenge, response, _resident_audience(request))
         holder = card_holder(s, result.serial, container.clock.now(), allow_phone=True)
         return action(ResidentDesk(s, container.clock, holder))
 

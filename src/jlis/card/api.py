@@ -47,7 +47,7 @@ from jlis.card.service import (
 )
 from jlis.errors import InvalidInput
 from jlis.registry.models import parse_date
-from jlis.web.deps import api_principal, get_container
+from jlis.web.deps import api_principal, get_container, staff_of_path
 
 TAG_COUNTER = "マイナンバーカード (市区町村)"
 TAG_HOTLINE = "マイナンバーカード (24時間コールセンター)"
@@ -66,13 +66,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 T = TypeVar("T")
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 operator = api_principal(PrincipalKind.JLIS_OPERATOR)

@@ -18,7 +18,7 @@ import secrets
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from sqlalchemy import select
@@ -118,7 +118,7 @@ def authority_information_access(
     )
 
 
-def _key_usage(
+def key_usage(
     *, digital_signature: bool = False, non_repudiation: bool = False, ca: bool = False
 ) -> x509.KeyUsage:
     return x509.KeyUsage(
@@ -131,6 +131,32 @@ def _key_usage(
         crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
+    )
+
+
+def root_builder(
+    name: x509.Name,
+    public: CertificatePublicKeyTypes,
+    serial: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.CertificateBuilder:
+    """A self-signed root generation: CA, no subordinate CAs, certificate and CRL signing only.
+    Generations share one DN: the AKI (= own SKI) lets path builders match a root by key, not by
+    name alone. Used by the JPKI CAs and by the organisation CA of LGPKI (``jlis.lgwan``)."""
+    ski = x509.SubjectKeyIdentifier.from_public_key(public)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
 
 
@@ -231,24 +257,7 @@ class CertificationAuthority:
         public = signer.public_key()
         name = ca_name(ca_kind, self.organisation)
         not_after = dt.datetime.combine(add_months(now.date(), 12 * CA_YEARS), now.timetz())
-        ski = x509.SubjectKeyIdentifier.from_public_key(public)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(public)
-            .serial_number(random_serial(self.rng))
-            .not_valid_before(now)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(ski, critical=False)
-            # Generations share one DN: the AKI (= own SKI) lets path builders match a self-signed
-            # root by key, not by name alone.
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-            )
-        )
+        builder = root_builder(name, public, random_serial(self.rng), now, not_after)
         cert = signer.sign_certificate(builder)
         row = CaGenerationRow(
             ca_kind=ca_kind,
@@ -381,7 +390,7 @@ class CertificationAuthority:
             .serial_number(serial)
             .not_valid_before(now)
             .not_valid_after(not_after)
-            .add_extension(_key_usage(digital_signature=True, non_repudiation=ca_kind == SIGN), critical=True)
+            .add_extension(key_usage(digital_signature=True, non_repudiation=ca_kind == SIGN), critical=True)
             .add_extension(
                 x509.CertificatePolicies(
                     [x509.PolicyInformation(profile.policy(ca_kind, holder_kind), None)]

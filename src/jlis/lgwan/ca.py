@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from jlis.audit import AuditLog
 from jlis.clock import Clock
 from jlis.errors import InvalidInput, NotFound, RuleViolation
+from jlis.jpki.ca import key_usage, random_serial, root_builder
 from jlis.jpki.keystore import CaSigner, KeyStore
 from jlis.jpki.profile import Algorithm, algorithm_of
 from jlis.jpki.validity import add_months
@@ -37,7 +38,6 @@ CA_UNIT = "Organizational CA"
 CA_COMMON_NAME = "jlis Organizational CA"
 CA_YEARS = 10
 ROLE_YEARS = 3  # a 職責証明書 is re-issued when the office-holder's term or the key ages
-SERIAL_BITS = 128
 CA_LOG = AuditLog("lgwan.ca")
 CRL_HOURS = 24
 MAX_TITLE_LENGTH = 64
@@ -93,27 +93,6 @@ def check_title(title: str) -> str:
     if len(title) > MAX_TITLE_LENGTH:
         raise InvalidInput("title", f"at most {MAX_TITLE_LENGTH} characters")
     return title
-
-
-def _serial(rng: random.Random) -> int:
-    while True:
-        serial = rng.getrandbits(SERIAL_BITS)
-        if serial:
-            return serial
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=not ca,  # nonRepudiation: a 職責 signature commits the office
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 @dataclass(frozen=True)
@@ -192,23 +171,7 @@ class OrganisationCA:
         public = signer.public_key()
         name = ca_name(n)
         not_after = dt.datetime.combine(add_months(now.date(), 12 * CA_YEARS), now.timetz())
-        ski = x509.SubjectKeyIdentifier.from_public_key(public)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(public)
-            .serial_number(_serial(self.rng))
-            .not_valid_before(now)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(ski, critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-            )
-        )
-        cert = signer.sign_certificate(builder)
+        cert = signer.sign_certificate(root_builder(name, public, random_serial(self.rng), now, not_after))
         row = OrganisationCaRow(
             generation=n,
             algorithm=algorithm.value,
@@ -269,7 +232,7 @@ class OrganisationCA:
         label = f"lgpki-role-{lg_code}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
         key_ref = self.keystore.create(algorithm, label)
         public = self.keystore.signer(key_ref).public_key()
-        serial = _serial(self.rng)
+        serial = random_serial(self.rng)
         ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = (
             x509.CertificateBuilder()
@@ -280,7 +243,11 @@ class OrganisationCA:
             .not_valid_before(now)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(
+                # nonRepudiation: a 職責 signature commits the office
+                key_usage(digital_signature=True, non_repudiation=True),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from jlis.auth.models import Principal, PrincipalKind
+from jlis.auth.models import Principal
 from jlis.container import Container
 from jlis.db import transaction
 from jlis.errors import InvalidInput
@@ -32,7 +32,7 @@ from jlis.registry.models import (
     parse_date,
 )
 from jlis.registry.service import MoveOutCertificate, NewPerson, Placement, RegistryService
-from jlis.web.deps import api_principal, get_container, poke_relay
+from jlis.web.deps import get_container, poke_relay, staff_of_path
 
 TAG = "既存住基 (市区町村)"
 router = APIRouter(prefix="/api/v1/municipalities/{lg_code}", tags=[TAG])
@@ -44,14 +44,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "現在の状態ではできない異動 (field と rule で理由を示す)"},
     422: {"description": "入力の誤り (field と rule で項目と規則を示す)"},
 }
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    """Municipal staff acting for the 団体 in the path, and no other."""
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 def registry(session: Session, container: Container, lg_code: str, principal: Principal) -> RegistryService:

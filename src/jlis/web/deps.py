@@ -85,6 +85,14 @@ def api_principal(*kinds: PrincipalKind) -> Callable[..., Principal]:
     return dependency
 
 
+def staff_of_path(
+    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
+) -> Principal:
+    """Municipal staff acting for the 団体 in the path (``/…/{lg_code}/…``), and no other."""
+    principal.require_staff_of(lg_code)
+    return principal
+
+
 def poke_relay(request: Request) -> None:
     """After a committed change: let the app's relay worker (if it runs one) deliver it now rather
     than at its next tick. Only a latency hint; the outbox holds the change either way."""

@@ -30,6 +30,7 @@ from jlis.jpki.rp.errors import CertificateRevoked, LoginRefused, RevocationUnkn
 from jlis.jpki.rp.login import (
     Challenge,
     LoginResponse,
+    LoginResult,
     ReplayGuard,
     make_challenge,
     verify_login,
@@ -98,11 +99,14 @@ class LoginDesk:
 _desk_lock = threading.Lock()
 
 
-def login_desk(request: Request) -> LoginDesk:
+def login_desk(request: Request, name: str = "jpki_login_desk") -> LoginDesk:
+    """The app's desk of pending challenges called ``name``: each service that logs cards in (this
+    login service, the portal, ...) keeps its own, so a challenge of one is never accepted by another."""
     with _desk_lock:
-        desk = getattr(request.app.state, "jpki_login_desk", None)
+        desk = getattr(request.app.state, name, None)
         if desk is None:
-            desk = request.app.state.jpki_login_desk = LoginDesk()
+            desk = LoginDesk()
+            setattr(request.app.state, name, desk)
     return desk
 
 
@@ -119,6 +123,28 @@ def auth_trust_store(session: Session) -> TrustStore:
     ).all()
     return TrustStore(
         Purpose.AUTH, [(f"g{r.generation}", x509.load_der_x509_certificate(r.certificate_der)) for r in rows]
+    )
+
+
+def verify_card_answer(
+    session: Session,
+    container: Container,
+    desk: LoginDesk,
+    challenge: Challenge,
+    response: LoginResponse,
+    audience: str,
+) -> LoginResult:
+    """A card's answer to ``challenge`` (taken from ``desk``), checked against this instance's
+    authentication CA generations and its certificate table: signature, chain, status, audience,
+    expiry, and the nonce used once. The one check behind every card login of the running stack."""
+    return verify_login(
+        challenge,
+        response,
+        trust=auth_trust_store(session),
+        revocation=DatabaseStatus(session),
+        clock=container.clock,
+        replay=desk.replay,
+        audience=audience,
     )
 
 
@@ -169,15 +195,7 @@ def verify(body: VerifyIn, request: Request, container: Container = Depends(get_
     response = LoginResponse.from_dict({"certificate": body.certificate, "signature": body.signature})
     with transaction(container.factory) as s:
         read_only(s)
-        result = verify_login(
-            challenge,
-            response,
-            trust=auth_trust_store(s),
-            revocation=DatabaseStatus(s),
-            clock=container.clock,
-            replay=desk.replay,
-            audience=audience_of(container),
-        )
+        result = verify_card_answer(s, container, desk, challenge, response, audience_of(container))
     return LoginOut(
         issuer=result.issuer,
         serial=result.serial,

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from jlis.auth.models import Principal, PrincipalKind
+from jlis.auth.models import Principal
 from jlis.db import transaction
 from jlis.errors import InvalidInput
 from jlis.kiosk.content import CertificateContent, CertificateKind
@@ -38,7 +38,7 @@ from jlis.kiosk.issuer.models import (
 from jlis.kiosk.issuer.seals import SealRegister
 from jlis.kiosk.issuer.server import CertificateServer
 from jlis.registry.models import parse_date
-from jlis.web.deps import api_principal, get_container
+from jlis.web.deps import get_container, staff_of_path
 
 TAG = "コンビニ交付 (証明発行サーバ)"
 OPENAPI_TAGS = [
@@ -59,13 +59,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 T = TypeVar("T")
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 def run(request: Request, action: Callable[[Session], T]) -> T:

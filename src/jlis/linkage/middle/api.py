@@ -31,7 +31,7 @@ from jlis.db import transaction
 from jlis.linkage.middle.models import Replica, municipality_member
 from jlis.linkage.middle.service import MiddleServer
 from jlis.linkage.middle.sync import sync_juminhyo
-from jlis.web.deps import api_principal, get_container
+from jlis.web.deps import api_principal, get_container, staff_of_path
 
 TAG = "自治体中間サーバー (市区町村)"
 TAG_MEMBER = "自治体中間サーバー (情報連携の機関)"
@@ -48,14 +48,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 T = TypeVar("T")
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    """Municipal staff acting for the 団体 in the path, and no other."""
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 def run(request: Request, lg_code: str, principal: Principal, action: Callable[[MiddleServer], T]) -> T:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,8 +25,9 @@ from jlis.auth.models import Principal, PrincipalKind
 from jlis.container import Container
 from jlis.db import transaction
 from jlis.errors import Unauthenticated
-from jlis.jpki.rp.login import LoginResponse, verify_login
-from jlis.jpki.rp.server import DatabaseStatus, LoginDesk, auth_trust_store
+from jlis.jpki.rp.login import LoginResponse
+from jlis.jpki.rp.server import LoginDesk, verify_card_answer
+from jlis.jpki.rp.server import login_desk as jpki_login_desk
 from jlis.jpki.verifiers import verifier_of
 from jlis.linkage.hub.members import member_of
 from jlis.linkage.portal.service import (
@@ -38,7 +38,7 @@ from jlis.linkage.portal.service import (
     SignedIn,
 )
 from jlis.registry.models import parse_date
-from jlis.web.deps import GUARD_ATTR, api_principal, bearer_scheme, get_container, public
+from jlis.web.deps import GUARD_ATTR, api_principal, bearer_scheme, get_container, public, staff_of_path
 
 TAG_PORTAL = "マイナポータル (利用者)"
 TAG_MEMBER = "マイナポータル (お知らせの送信)"
@@ -86,16 +86,9 @@ def run(request: Request, work: Callable[[PortalService], T]) -> T:
         return work(PortalService(s, portal_deps(request)))
 
 
-_desk_lock = threading.Lock()
-
-
 def login_desk(request: Request) -> LoginDesk:
     """The portal's own challenges (separate from the JPKI login service's)."""
-    with _desk_lock:
-        desk = getattr(request.app.state, "portal_login_desk", None)
-        if desk is None:
-            desk = request.app.state.portal_login_desk = LoginDesk()
-    return desk
+    return jpki_login_desk(request, "portal_login_desk")
 
 
 def audience_of(container: Container) -> str:
@@ -110,15 +103,7 @@ def complete_login(request: Request, challenge_text: str, response: LoginRespons
     desk = login_desk(request)
     challenge = desk.take(challenge_text)
     with transaction(container.factory) as s:
-        result = verify_login(
-            challenge,
-            response,
-            trust=auth_trust_store(s),
-            revocation=DatabaseStatus(s),
-            clock=container.clock,
-            replay=desk.replay,
-            audience=audience_of(container),
-        )
+        result = verify_card_answer(s, container, desk, challenge, response, audience_of(container))
         return PortalService(s, portal_deps(request)).sign_in(result)
 
 
@@ -419,13 +404,6 @@ def post_notice(
 
 
 # ------------------------------------------------------------------------------ routes: municipality
-
-
-def staff_of_path(
-    lg_code: str, principal: Principal = Depends(api_principal(PrincipalKind.MUNICIPAL_STAFF))
-) -> Principal:
-    principal.require_staff_of(lg_code)
-    return principal
 
 
 @municipal_router.get("", summary="自団体あてのオンライン転出届")
