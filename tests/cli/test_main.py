@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -95,3 +96,37 @@ def test_a_demo_card_signs_and_verifies_with_the_demo_ca(tmp_path: Path) -> None
         d.access_location.value for d in aia if d.access_method == x509.AuthorityInformationAccessOID.OCSP
     ] == ["http://127.0.0.1:8123/jpki/ocsp/sign"]
     container.engine.dispose()
+
+
+def test_serve_with_workers_runs_one_relay_and_lets_each_worker_build_its_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from jlis.juki import network
+    from jlis.web.asgi import app_from_environment
+
+    url = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
+    assert runner.invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    calls: list[tuple[object, dict[str, object]]] = []
+    relays: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
+    monkeypatch.setattr(network.RelayWorker, "start", lambda self: relays.append("start"))
+    monkeypatch.setattr(network.RelayWorker, "stop", lambda self, timeout=None: relays.append("stop"))
+    monkeypatch.delenv("JLIS_DATABASE_URL", raising=False)
+    result = runner.invoke(
+        app,
+        ["serve", "--workers", "2", "--port", "8123", "--database-url", url],
+        env={"JLIS_DATA_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 0, result.output
+    [(target, kw)] = calls
+    assert target == "jlis.web.asgi:app_from_environment"
+    assert kw["factory"] is True and kw["workers"] == 2 and kw["port"] == 8123
+    assert relays == ["start", "stop"]  # once, in the serving process, not in each worker
+    # What each worker does: its app from the settings in the environment it inherits.
+    import os
+
+    assert os.environ["JLIS_DATABASE_URL"] == url
+    worker_app = app_from_environment()
+    assert worker_app.state.container.settings.resolved_database_url == url

@@ -130,8 +130,13 @@ def serve(
     port: int = typer.Option(None, "--port"),
     database_url: str = typer.Option(None),
     relay: bool = typer.Option(True, help="Run the network relay in this process"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes (e.g. one per core: OCSP answers scale with them)"
+    ),
 ) -> None:
     """Serve the pages and the API on the configured database (no seeding)."""
+    import os
+
     import uvicorn
 
     from jlis.container import Container
@@ -139,12 +144,27 @@ def serve(
 
     settings = _settings(database_url)
     container = Container(settings)
-    uvicorn.run(
-        create_app(container, relay_worker=relay),
-        host=host or settings.listen_host,
-        port=port or settings.listen_port,
-        log_level="info",
-    )
+    address = {
+        "host": host or settings.listen_host,
+        "port": port or settings.listen_port,
+        "log_level": "info",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(container, relay_worker=relay), **address)  # type: ignore[arg-type]
+        return
+    from jlis.juki.network import RelayWorker
+    from jlis.stack import build_stack_relay
+
+    if database_url:  # the workers read their settings from the environment they inherit
+        os.environ["JLIS_DATABASE_URL"] = database_url
+    worker = RelayWorker(build_stack_relay(container)) if relay else None
+    if worker is not None:
+        worker.start()
+    try:
+        uvicorn.run("jlis.web.asgi:app_from_environment", factory=True, workers=workers, **address)  # type: ignore[arg-type]
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 def main() -> None:  # pragma: no cover - console entry
