@@ -195,8 +195,8 @@ def test_check_in_and_out_proven_by_the_card_signature(web: WebWorld, bcl_pki: B
     answer = _answer(challenge(), cert.der, key)
     r = web.client.post(f"{gym}/card", json=answer, headers=h)
     assert r.status_code == 201 and r.json()["resident_code"] == person.resident_code, r.text
-    # the same answer again: the challenge was taken
-    assert_error(web.client.post(f"{gym}/card", json=answer, headers=h), 409, "challenge")
+    # the same answer again: its nonce is on record
+    assert_error(web.client.post(f"{gym}/card", json=answer, headers=h), 409, "challenge.nonce")
     # an answer made for the other shelter is refused at the gym
     other = _answer(challenge(f"{BASE}/shelters/{shelters[1]}"), cert.der, key)
     assert_error(web.client.post(f"{gym}/card", json=other, headers=h), 409, "challenge.audience")

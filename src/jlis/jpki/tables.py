@@ -159,3 +159,15 @@ class ConsentRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     __table_args__ = (Index("ix_jpki_consents_verifier", "verifier_id"),)
+
+
+class LoginNonceRow(Base):
+    """The nonce of each card-login challenge once answered (jlis.jpki.rp.server.NonceLedger): a
+    second use is a replay. Shared by every worker process; rows are purged after they expire."""
+
+    __tablename__ = "jpki_login_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex of the 32-byte nonce
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_jpki_login_nonces_expires", "expires_at"),)

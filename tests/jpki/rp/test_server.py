@@ -96,10 +96,29 @@ def test_login_against_the_instance(
     assert status == 200, body
     assert body["serial"] == format(rsa_card.auth.cert.serial_number, "x")
     assert body["generation"] == "g1"
-    # the same answer again: the challenge was taken
+    # the same answer again: its nonce is on record (in the database: any worker process would see it)
     again = client.post(f"{PATH}/verify", json=sent)
     assert again.status_code == 409
-    assert again.json()["field"] == "challenge"
+    assert again.json()["field"] == "challenge.nonce" and "replayed" in again.json()["rule"]
+
+
+def test_a_challenge_is_recognised_by_another_desk_of_the_instance_and_refused_by_another_service(
+    rp_clock: FixedClock,
+) -> None:
+    """Stateless desks: a second worker process (a desk with the same key) accepts the challenge the
+    first issued; the desk of another service (another key) refuses it; a changed time is refused."""
+    import dataclasses
+
+    from jlis.jpki.rp.errors import LoginRefused
+    from jlis.jpki.rp.server import LoginDesk
+
+    issued = LoginDesk(b"k" * 32).issue("http://jlis.test/portal", rp_clock)
+    assert LoginDesk(b"k" * 32).take(issued.to_text()) == issued
+    with pytest.raises(LoginRefused):
+        LoginDesk(b"o" * 32).take(issued.to_text())
+    later = dataclasses.replace(issued, expires_at=issued.expires_at + dt.timedelta(hours=1))
+    with pytest.raises(LoginRefused):
+        LoginDesk(b"k" * 32).take(later.to_text())
 
 
 def test_a_held_certificate_cannot_log_in(

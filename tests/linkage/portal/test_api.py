@@ -50,7 +50,7 @@ def test_a_login_answer_works_once_and_only_for_its_challenge(portal_web: Portal
     answer = respond(holder.reader, Challenge.from_text(challenge), "1234").to_dict()
     assert w.client.post(f"{LOGIN}/verify", json={"challenge": challenge, **answer}).status_code == 200
     again = w.client.post(f"{LOGIN}/verify", json={"challenge": challenge, **answer})
-    assert_error(again, 409, "challenge")
+    assert_error(again, 409, "challenge.nonce")  # on record in the database
     other = w.client.post(f"{LOGIN}/challenge").json()["challenge"]
     assert_error(
         w.client.post(f"{LOGIN}/verify", json={"challenge": other, **answer}), 422, "response.signature"

@@ -22,6 +22,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from jlis.card.chip.reader import CardReader
 from jlis.clock import Clock
@@ -138,6 +139,14 @@ def respond(reader: CardReader, challenge: Challenge, pin: str) -> LoginResponse
     return LoginResponse(certificate_der, reader.sign_digest_info("auth", info, pin))
 
 
+class NonceGuard(Protocol):
+    """What :func:`verify_login` asks to refuse a replayed answer: True the first time a nonce is
+    consumed, False after. :class:`ReplayGuard` keeps them in memory (one process); a service with
+    several processes keeps them in its database (``jlis.jpki.rp.server.NonceLedger``)."""
+
+    def consume(self, nonce: bytes, until: dt.datetime, now: dt.datetime) -> bool: ...
+
+
 class ReplayGuard:
     """Remembers each challenge nonce until its expiry; a second use is refused. In memory and
     thread-safe: one process. A service with several processes keeps nonces in its own store."""
@@ -189,7 +198,7 @@ def verify_login(
     trust: TrustStore,
     revocation: RevocationChecker | None,
     clock: Clock,
-    replay: ReplayGuard,
+    replay: NonceGuard,
     audience: str | None = None,
 ) -> LoginResult:
     """Server side. ``challenge`` must be the one this service issued (not the client's copy: the

@@ -13,37 +13,40 @@ with several workers a challenge issued by one is unknown to the others (documen
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import hmac
 import threading
 
 from cryptography import x509
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jlis.clock import Clock
 from jlis.container import Container
-from jlis.db import read_only, transaction
-from jlis.errors import RuleViolation
+from jlis.db import transaction
 from jlis.jpki.rp.errors import CertificateRevoked, LoginRefused, RevocationUnknown
 from jlis.jpki.rp.login import (
+    NONCE_BYTES,
+    SKEW,
     Challenge,
     LoginResponse,
     LoginResult,
-    ReplayGuard,
     make_challenge,
     verify_login,
 )
 from jlis.jpki.rp.status import RevocationResult
 from jlis.jpki.rp.trust import Purpose, TrustAnchor, TrustStore
-from jlis.jpki.tables import AUTH, GOOD, HOLD, CaGenerationRow, CertificateRow
+from jlis.jpki.tables import AUTH, GOOD, HOLD, CaGenerationRow, CertificateRow, LoginNonceRow
 from jlis.web.deps import get_container, public
 
 TAG = "公的個人認証 (カードでログイン)"
 PATH = "/api/v1/jpki/login"
 router = APIRouter(prefix=PATH, tags=[TAG])
-MAX_PENDING = 100_000
 
 
 class ChallengeOut(BaseModel):
@@ -68,44 +71,64 @@ class LoginOut(BaseModel):
 
 
 class LoginDesk:
-    """The challenges this process issued and not yet answered, and the used nonces."""
+    """Issues card-login challenges and recognises its own, without keeping them: the nonce carries
+    a MAC (under a key derived from the instance secret and the desk's name) over itself, the
+    audience and the times, so any worker process of the instance accepts a challenge another one
+    issued, and a challenge of one desk (the portal's, say) is refused by another. A used nonce is
+    recorded in the database by :class:`NonceLedger`, in the login's own transaction."""
 
-    def __init__(self) -> None:
-        self._pending: dict[bytes, Challenge] = {}
-        self._lock = threading.Lock()
-        self.replay = ReplayGuard()
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, random_part: bytes, challenge: Challenge) -> bytes:
+        data = b"|".join(
+            [random_part, challenge.audience.encode(), challenge.issued_at.isoformat().encode(),
+             challenge.expires_at.isoformat().encode()]
+        )  # fmt: skip
+        return hmac.new(self._key, data, hashlib.sha256).digest()[: NONCE_BYTES // 2]
 
     def issue(self, audience: str, clock: Clock) -> Challenge:
         challenge = make_challenge(audience, clock=clock)
-        now = clock.now()
-        with self._lock:
-            for nonce in [n for n, c in self._pending.items() if c.expires_at < now]:
-                del self._pending[nonce]
-            if len(self._pending) >= MAX_PENDING:
-                raise RuleViolation("challenge", "too many logins pending; try again in a minute")
-            self._pending[challenge.nonce] = challenge
-        return challenge
+        random_part = challenge.nonce[: NONCE_BYTES // 2]
+        return dataclasses.replace(challenge, nonce=random_part + self._mac(random_part, challenge))
 
     def take(self, text: str) -> Challenge:
-        """The issued challenge the client echoes, removed from the pending set (used once)."""
+        """The issued challenge the client echoes (expiry and single use are checked at the login)."""
         echoed = Challenge.from_text(text)
-        with self._lock:
-            issued = self._pending.pop(echoed.nonce, None)
-        if issued is None or issued != echoed:
-            raise LoginRefused("challenge", "must be a challenge this service issued and not yet used")
-        return issued
+        random_part, tag = echoed.nonce[: NONCE_BYTES // 2], echoed.nonce[NONCE_BYTES // 2 :]
+        if not hmac.compare_digest(tag, self._mac(random_part, echoed)):
+            raise LoginRefused("challenge", "must be a challenge this service issued")
+        return echoed
+
+
+class NonceLedger:
+    """:class:`jlis.jpki.rp.login.ReplayGuard` over the database: the first use of a nonce inserts
+    it, a second use finds it there (in any worker process). Expired nonces are purged as it goes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def consume(self, nonce: bytes, until: dt.datetime, now: dt.datetime) -> bool:
+        self.session.execute(delete(LoginNonceRow).where(LoginNonceRow.expires_at < now - SKEW))
+        try:
+            with self.session.begin_nested():
+                self.session.add(LoginNonceRow(nonce=nonce.hex(), expires_at=until))
+        except IntegrityError:
+            return False
+        return True
 
 
 _desk_lock = threading.Lock()
 
 
 def login_desk(request: Request, name: str = "jpki_login_desk") -> LoginDesk:
-    """The app's desk of pending challenges called ``name``: each service that logs cards in (this
-    login service, the portal, ...) keeps its own, so a challenge of one is never accepted by another."""
+    """The app's desk called ``name``: each service that logs cards in (this login service, the
+    portal, ...) has its own key, so a challenge of one is never accepted by another."""
     with _desk_lock:
         desk = getattr(request.app.state, name, None)
         if desk is None:
-            desk = LoginDesk()
+            secret = get_container(request).secret
+            desk = LoginDesk(hmac.new(secret, b"jlis-login-desk:" + name.encode(), hashlib.sha256).digest())
             setattr(request.app.state, name, desk)
     return desk
 
@@ -143,7 +166,7 @@ def verify_card_answer(
         trust=auth_trust_store(session),
         revocation=DatabaseStatus(session),
         clock=container.clock,
-        replay=desk.replay,
+        replay=NonceLedger(session),
         audience=audience,
     )
 
@@ -193,8 +216,7 @@ def verify(body: VerifyIn, request: Request, container: Container = Depends(get_
     desk = login_desk(request)
     challenge = desk.take(body.challenge)
     response = LoginResponse.from_dict({"certificate": body.certificate, "signature": body.signature})
-    with transaction(container.factory) as s:
-        read_only(s)
+    with transaction(container.factory) as s:  # writes the used nonce, nothing else
         result = verify_card_answer(s, container, desk, challenge, response, audience_of(container))
     return LoginOut(
         issuer=result.issuer,
