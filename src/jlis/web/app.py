@@ -154,11 +154,13 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     from jlis.lgwan import api as lgwan_api
     from jlis.lgwan import pages as lgwan_pages
     from jlis.linkage.exchange import api as exchange_api
+    from jlis.linkage.exchange import pages as exchange_pages
     from jlis.linkage.hub import api as hub_api
     from jlis.linkage.hub import pages as hub_pages
     from jlis.linkage.middle import api as middle_api
     from jlis.linkage.middle import pages as middle_pages
     from jlis.linkage.portal import api as portal_api
+    from jlis.linkage.portal import disaster as portal_disaster
     from jlis.linkage.portal import pages as portal_pages
     from jlis.registry import api as registry_api
     from jlis.registry import pages as registry_pages
@@ -228,6 +230,8 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         *portal_api.ROUTERS,
         portal_pages.router,
         portal_pages.staff_router,
+        portal_disaster.router,
+        portal_disaster.api_router,
         *bcl_api.ROUTERS,
         bcl_pages.router,
         issuer_api.router,
@@ -235,6 +239,7 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         hub_api.router,
         hub_pages.router,
         exchange_api.router,
+        exchange_pages.router,
         middle_api.router,
         middle_api.member_router,
         middle_pages.router,

@@ -37,6 +37,8 @@ def home_for(principal: Principal) -> str:
         return f"/counter/{principal.lg_code}"
     if principal.kind is PrincipalKind.JLIS_OPERATOR:
         return "/jlis"
+    if principal.kind is PrincipalKind.LINKAGE_MEMBER:
+        return "/linkage/query"
     return "/account"
 
 

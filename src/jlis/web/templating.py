@@ -30,6 +30,7 @@ TEMPLATE_DIRS = {
     "bcl": _SRC / "bcl" / "templates",
     "middle": _SRC / "linkage" / "middle" / "templates",
     "linkage_hub": _SRC / "linkage" / "hub" / "templates",
+    "linkage_exchange": _SRC / "linkage" / "exchange" / "templates",
     "kiosk_pdf": _SRC / "kiosk" / "pdf" / "templates",
     "lgwan": _SRC / "lgwan" / "templates",
 }
