@@ -139,6 +139,7 @@ def import_all_tables() -> None:
         "jlis.lgwan.tables",
         "jlis.kiosk.pdf.tables",
         "jlis.kiosk.issuer.tables",
+        "jlis.kiosk.center.tables",
         "jlis.bcl.tables",
     ):
         importlib.import_module(module)

@@ -70,10 +70,12 @@ def prepare_demo(
 
 
 def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
-    """The organisation CA with a 職責証明書 for each municipality (they sign certificate PDFs), and
-    the certificate server's synthetic data. Idempotent."""
+    """The organisation CA with a 職責証明書 for each municipality (they sign certificate PDFs), the
+    certificate server's synthetic data, and the issuance center with the demo's kiosk. Idempotent."""
     from jlis.db import transaction
+    from jlis.kiosk.center.service import ensure_center
     from jlis.kiosk.issuer.demo import seed_issuer_data
+    from jlis.kiosk.screen.adapter import DEFAULT_KIOSK_ID, DEFAULT_KIOSK_NAME
     from jlis.lgwan.ca import ensure_organisation_pki
 
     with transaction(container.factory) as s:
@@ -87,6 +89,8 @@ def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
             rng=container.rng,
         )
     seed_issuer_data(container, lg_codes)
+    with transaction(container.factory) as s:
+        ensure_center(s, container.clock, container, kiosks={DEFAULT_KIOSK_ID: DEFAULT_KIOSK_NAME})
 
 
 def prepare_linkage(container: Container, lg_codes: list[str]) -> list[tuple[str, str, str]]:
@@ -139,4 +143,7 @@ def run_demo(*, data_dir: Path, host: str, port: int, residents: int, municipali
         for c in cards:
             card_table.add_row(c.card_id, c.lg_code, c.name, str(c.file))
         console.print(card_table)
+        console.print(
+            f"with a card: マイナポータル http://{host}:{port}/portal · コンビニ交付 http://{host}:{port}/kiosk"
+        )
     uvicorn.run(create_app(container, relay_worker=True), host=host, port=port, log_level="warning")

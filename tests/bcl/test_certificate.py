@@ -9,7 +9,7 @@ from jlis.db import transaction
 from jlis.errors import Forbidden, InvalidInput, RuleViolation
 from jlis.kiosk.content import CertificateContent, CertificateKind
 
-from .conftest import AGENCY, CHIYODA, SHINJUKU, BclWorld, geography, staff
+from .conftest import AGENCY, CHIYODA, OPERATOR, SHINJUKU, BclWorld, geography, staff
 
 
 def holder_of(resident_code: str) -> CardHolder:
@@ -101,6 +101,17 @@ def test_only_the_person_or_their_municipality_gets_it(bcl_world: BclWorld) -> N
         content(bcl_world, holder_of(head), head, certificate_number="x" * 65)
     with bcl_world.factory() as s:
         assert [e for e in AuditLog("access").entries(s) if e.details.get("purpose") == "罹災証明書"] == []
+
+
+def test_the_issuance_center_gets_it_for_the_card_holder_it_authenticated(bcl_world: BclWorld) -> None:
+    """The 証明書交付センター acts as J-LIS (it has checked the card); it gets the same certificate,
+    and the read is audited under its name."""
+    _, (head, _wife), _ = approved_household(bcl_world)
+    c = content(bcl_world, OPERATOR, head)
+    assert c.kind is CertificateKind.DAMAGE
+    with bcl_world.factory() as s:
+        reads = [e for e in AuditLog("access").entries(s) if e.details.get("purpose") == "罹災証明書"]
+    assert reads and {e.actor for e in reads} == {OPERATOR.actor}
 
 
 def test_a_ward_of_a_designated_city_issues_in_the_mayors_name() -> None:

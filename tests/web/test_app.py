@@ -43,6 +43,17 @@ PUBLIC_ROUTES = {
     # The organisation CA's certificates and CRL are published, as the JPKI roots.
     ("GET", "/lgwan/ca/crl"),
     ("GET", "/lgwan/ca/certificates"),
+    # The kiosk screen: anyone standing at the copier may start; the card and its PIN authenticate
+    # (at the center), and each step after the start needs the visit's own cookie and form token.
+    *(
+        (method, f"/kiosk{path}")
+        for method, path in [
+            ("GET", ""), ("GET", "/screen.css"), ("POST", "/start"), ("GET", "/card"), ("POST", "/card"),
+            ("GET", "/pin"), ("POST", "/pin"), ("GET", "/menu"), ("GET", "/certificates/{kind}"),
+            ("POST", "/certificates/{kind}"), ("GET", "/fee"), ("POST", "/pay"), ("GET", "/printed"),
+            ("GET", "/document.pdf"), ("POST", "/again"), ("POST", "/finish"), ("GET", "/bye"),
+        ]
+    ),
 }
 
 

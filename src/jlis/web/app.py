@@ -148,9 +148,11 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
     from jlis.jpki.rp import server as jpki_login
     from jlis.juki import api as juki_api
     from jlis.juki import pages as juki_pages
+    from jlis.kiosk.center import api as center_api
     from jlis.kiosk.issuer import api as issuer_api
     from jlis.kiosk.pdf import api as kiosk_pdf_api
     from jlis.kiosk.pdf import pages as kiosk_pdf_pages
+    from jlis.kiosk.screen import pages as kiosk_screen_pages
     from jlis.lgwan import api as lgwan_api
     from jlis.lgwan import pages as lgwan_pages
     from jlis.linkage.exchange import api as exchange_api
@@ -235,6 +237,7 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         *bcl_api.ROUTERS,
         bcl_pages.router,
         issuer_api.router,
+        center_api.router,
         hub_api.jlis_router,
         hub_api.router,
         hub_pages.router,
@@ -246,6 +249,7 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
         kiosk_pdf_api.router,
         kiosk_pdf_api.staff_router,
         kiosk_pdf_pages.router,
+        kiosk_screen_pages.router,
         lgwan_api.router,
         lgwan_pages.router,
     ):

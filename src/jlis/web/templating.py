@@ -32,6 +32,7 @@ TEMPLATE_DIRS = {
     "linkage_hub": _SRC / "linkage" / "hub" / "templates",
     "linkage_exchange": _SRC / "linkage" / "exchange" / "templates",
     "kiosk_pdf": _SRC / "kiosk" / "pdf" / "templates",
+    "kiosk_screen": _SRC / "kiosk" / "screen" / "templates",
     "lgwan": _SRC / "lgwan" / "templates",
 }
 

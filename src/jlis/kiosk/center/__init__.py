@@ -1,0 +1,1 @@
+"""証明書交付センター: the issuance center between the kiosks and the municipal certificate servers."""

@@ -1,0 +1,585 @@
+"""The kiosk screen (``/kiosk``): the 行政サービス screen of a multifunction copier in a shop.
+
+待受 → 行政サービス → カードを置く → 暗証番号 (4桁) → 証明書を選ぶ (options, copies) → 手数料 →
+お支払い (simulated) → 印刷 (the PDF is shown and can be downloaded) → カード・証明書の取り忘れ防止 →
+終了. Every refusal of the issuance center is shown with its Japanese message.
+
+Three parties, kept apart in the code as on the street:
+
+- the **card reader** (:mod:`.reader`): the card file set on the reader signs the center's challenge
+  after the PIN; only the certificate and the signature leave it;
+- the **kiosk** (this module, :mod:`.visits`): the screen and its memory of the visit;
+- the **issuance center**, reached only through :class:`.port.KioskCenter` (in-process by default:
+  :mod:`.adapter`; ``app.state.kiosk_screen_center`` may hold any other implementation).
+
+The browser holds a random visit token (cookie ``jlis_kiosk``, path ``/kiosk``); every form carries a
+CSRF token derived from it. No sign-in: the card is the credential, and everything the kiosk holds is
+dropped when the visit ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from jlis.card.chip.errors import PinBlocked, WrongPin
+from jlis.errors import Forbidden, InvalidInput, JlisError
+from jlis.kiosk.screen import messages
+from jlis.kiosk.screen.port import CenterRefused, KioskCenter, Offer
+from jlis.kiosk.screen.reader import MAX_CARD_FILE, CardSlot, check_pin, demo_cards
+from jlis.kiosk.screen.visits import Step, Visit, Visits, csrf_for
+from jlis.web.deps import CSRF_FIELD, get_container, public
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = PACKAGE_DIR / "templates"
+STYLESHEET = PACKAGE_DIR / "static" / "kiosk.css"
+COOKIE = "jlis_kiosk"
+MAX_TEXT_OPTION = 20
+_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() accepts １ and ١
+LOCK_WAIT = 60.0  # seconds a second submission of the same visit waits for the first
+BASE = "/kiosk"
+
+router = APIRouter(prefix=BASE, include_in_schema=False, dependencies=[Depends(public)])
+
+# ----------------------------------------------------------------------------------------- wiring
+
+
+@dataclass
+class KioskScreen:
+    """One kiosk: its center connection, its visits, the demo cards it offers."""
+
+    center: KioskCenter
+    visits: Visits
+    cards_dir: Path
+    shop: str = "jlis デモ店"
+
+
+_screen_lock = threading.Lock()
+
+
+def screen_of(request: Request) -> KioskScreen:
+    """The app's kiosk, made on first use: ``app.state.kiosk_screen_center`` (a :class:`KioskCenter`)
+    or the app's in-process center (:meth:`InProcessCenter.for_app`); demo cards from
+    ``app.state.kiosk_cards_dir`` or ``<data dir>/cards``."""
+    state = request.app.state
+    with _screen_lock:
+        screen: KioskScreen | None = getattr(state, "kiosk_screen", None)
+        if screen is None:
+            container = get_container(request)
+            center: KioskCenter | None = getattr(state, "kiosk_screen_center", None)
+            if center is None:
+                from jlis.kiosk.screen.adapter import InProcessCenter
+
+                center = InProcessCenter.for_app(request.app)
+            cards_dir: Path = getattr(state, "kiosk_cards_dir", None) or container.settings.data_dir / "cards"
+            visits = Visits(container.clock, on_end=lambda v: _close_center(center, v))
+            screen = KioskScreen(center, visits, cards_dir)
+            state.kiosk_screen = screen
+    return screen
+
+
+def _close_center(center: KioskCenter, visit: Visit) -> None:
+    """Tell the center the card was taken. The center may be a remote call: on the event loop (an
+    async page sweeping idle visits) it goes to a background thread. Best effort: the center
+    forgets an idle session by itself."""
+    if visit.center is None:
+        return
+    session = visit.center
+
+    def close() -> None:
+        with contextlib.suppress(Exception):
+            center.close(session)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        close()
+        return
+    threading.Thread(target=close, name="kiosk-close", daemon=True).start()
+
+
+def _environment(request: Request) -> Environment:
+    """The app's environment plus this package's templates as ``kiosk_screen/…`` (once per app)."""
+    env: Environment | None = getattr(request.app.state, "kiosk_screen_templates", None)
+    if env is None:
+        base: Environment = request.app.state.templates
+        assert base.loader is not None
+        env = base.overlay(
+            loader=ChoiceLoader(
+                [PrefixLoader({"kiosk_screen": FileSystemLoader(str(TEMPLATE_DIR))}), base.loader]
+            )
+        )
+        request.app.state.kiosk_screen_templates = env
+    return env
+
+
+def _render(
+    request: Request,
+    template: str,
+    visit: Visit | None,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    **ctx: Any,
+) -> HTMLResponse:
+    screen = screen_of(request)
+    context: dict[str, Any] = {
+        "request": request,
+        "visit": visit,
+        "step": visit.step.value if visit else "",
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": visit.csrf() if visit else "",
+        "shop": screen.shop,
+        "steps": STEPS,
+        "title": "",
+        "error": error,
+        **ctx,
+    }
+    html = _environment(request).get_template(f"kiosk_screen/{template}").render(context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+STEPS = (
+    ("card", "カード"),
+    ("pin", "暗証番号"),
+    ("menu", "証明書の選択"),
+    ("fee", "手数料"),
+    ("printed", "印刷"),
+)
+
+# Where each step of a visit is shown.
+_PAGE_OF = {
+    Step.CARD: f"{BASE}/card",
+    Step.PIN: f"{BASE}/pin",
+    Step.MENU: f"{BASE}/menu",
+    Step.FEE: f"{BASE}/fee",
+    Step.PRINTED: f"{BASE}/printed",
+}
+
+
+def _go(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def _visit(request: Request) -> Visit | None:
+    return screen_of(request).visits.get(request.cookies.get(COOKIE))
+
+
+def _at(request: Request, *steps: Step) -> Visit | Response:
+    """The visit if it is at one of ``steps``; else where the resident should be."""
+    visit = _visit(request)
+    if visit is None:
+        return _go(BASE)
+    if visit.step not in steps:
+        return _go(_PAGE_OF[visit.step])
+    return visit
+
+
+async def _form(request: Request, visit: Visit) -> dict[str, Any]:
+    """The posted form after the CSRF check against the visit (fails closed: 403)."""
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    if not isinstance(submitted, str) or submitted != csrf_for(visit.token):
+        raise Forbidden(
+            "the form's CSRF token does not match this visit", field=CSRF_FIELD, rule="must match the session"
+        )
+    return {k: v for k, v in form.multi_items() if k != CSRF_FIELD}
+
+
+def _text(form: dict[str, Any], name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+async def _end(request: Request, visit: Visit) -> None:
+    """End the visit off the event loop (the center is told the card was taken)."""
+    await run_in_threadpool(screen_of(request).visits.end, visit)
+
+
+async def _refused(request: Request, visit: Visit, exc: CenterRefused) -> Response:
+    """A refusal that ends the visit: the message, and the card is given back."""
+    await _end(request, visit)
+    response = _render(request, "refused.html", None, status_code=exc.http_status, refusal=exc)
+    response.delete_cookie(COOKIE, path=BASE)
+    return response
+
+
+# ----------------------------------------------------------------------------------------- pages
+
+
+@router.get("")
+def idle(request: Request) -> Response:
+    """The copier's top screen."""
+    return _render(request, "idle.html", None)
+
+
+@router.get("/screen.css")
+def stylesheet() -> FileResponse:
+    return FileResponse(STYLESHEET, media_type="text/css")
+
+
+@router.post("/start")
+async def start(request: Request) -> Response:
+    """行政サービス: a new visit (a visit already on this browser ends first)."""
+    screen = screen_of(request)
+    previous = screen.visits.get(request.cookies.get(COOKIE))
+    if previous is not None:
+        await run_in_threadpool(screen.visits.end, previous)
+    visit = screen.visits.start()
+    response = _go(f"{BASE}/card")
+    response.set_cookie(
+        COOKIE, visit.token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path=BASE
+    )
+    return response
+
+
+@router.get("/card")
+def card_form(request: Request) -> Response:
+    visit = _at(request, Step.CARD)
+    if not isinstance(visit, Visit):
+        return visit
+    return _card_page(request, visit)
+
+
+def _card_page(request: Request, visit: Visit, error: str | None = None, status_code: int = 200) -> Response:
+    cards = demo_cards(screen_of(request).cards_dir)
+    return _render(request, "card.html", visit, cards=cards, error=error, status_code=status_code)
+
+
+@router.post("/card")
+async def card_set(request: Request) -> Response:
+    """The card is set on the reader; the center gives a challenge for it."""
+    visit = _at(request, Step.CARD)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await _form(request, visit)
+    screen = screen_of(request)
+    source = _text(form, "source") or "demo"
+    passphrase = _text(form, "passphrase")
+    data = b""
+    if source == "upload":
+        upload = form.get("card_file")
+        data = await upload.read(MAX_CARD_FILE + 1) if isinstance(upload, UploadFile) else b""
+
+    def work() -> None:
+        if source == "upload":
+            slot = CardSlot.upload(data, passphrase)
+        elif source == "demo":
+            slot = CardSlot.demo(screen.cards_dir, _text(form, "card"), passphrase)
+        else:
+            raise InvalidInput("source", "must be demo or upload")
+        try:
+            challenge, text = screen.center.challenge()
+        except BaseException:
+            slot.eject()
+            raise
+        visit.slot, visit.challenge, visit.challenge_text = slot, challenge, text
+        visit.step = Step.PIN
+
+    try:
+        moved = await _run(visit, Step.CARD, work)
+    except CenterRefused as exc:
+        return await _refused(request, visit, exc)
+    except JlisError as exc:
+        return _card_page(request, visit, messages.for_error(exc), exc.http_status)
+    return moved or _go(f"{BASE}/pin")
+
+
+@router.get("/pin")
+def pin_form(request: Request) -> Response:
+    visit = _at(request, Step.PIN)
+    if not isinstance(visit, Visit):
+        return visit
+    return _render(request, "pin.html", visit)
+
+
+@router.post("/pin")
+async def pin_enter(request: Request) -> Response:
+    """The card signs the challenge after the PIN; the center checks the card (signature, chain, OCSP)."""
+    visit = _at(request, Step.PIN)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await _form(request, visit)
+    screen = screen_of(request)
+
+    def work() -> None:
+        pin = check_pin(_text(form, "pin"))
+        assert visit.slot is not None
+        try:
+            answer = visit.slot.answer(visit.challenge_text, pin)
+        except (WrongPin, PinBlocked) as exc:
+            # Counted on the card; the center logs it. A blocked PIN ends the visit, a wrong one
+            # gets a fresh challenge for the next try.
+            refusal = screen.center.card_failed(visit.challenge, exc)
+            if isinstance(exc, PinBlocked):
+                refusal.fatal = True
+            else:
+                visit.challenge, visit.challenge_text = screen.center.challenge()
+            raise refusal from exc
+        visit.center = screen.center.authenticate(visit.challenge, answer)
+        visit.challenge, visit.challenge_text = None, ""
+        visit.menu = screen.center.menu(visit.center)
+        visit.step = Step.MENU
+
+    try:
+        moved = await _run(visit, Step.PIN, work)
+    except CenterRefused as exc:
+        if exc.fatal:
+            return await _refused(request, visit, exc)
+        return _render(request, "pin.html", visit, error=exc.message, status_code=exc.http_status)
+    except JlisError as exc:
+        return _render(request, "pin.html", visit, error=messages.for_error(exc), status_code=exc.http_status)
+    return moved or _go(f"{BASE}/menu")
+
+
+@router.get("/menu")
+def menu(request: Request) -> Response:
+    visit = _at(request, Step.MENU, Step.FEE)
+    if not isinstance(visit, Visit):
+        return visit
+    visit.step, visit.quote = Step.MENU, None  # back from the fee: the quote is dropped
+    return _render(request, "menu.html", visit, menu=visit.menu, not_charged=False)
+
+
+def _offer(visit: Visit, kind: str) -> Offer:
+    offer = visit.menu.offer(kind) if visit.menu is not None else None
+    if offer is None:
+        raise InvalidInput("証明書の種類", "must be one on the menu")
+    return offer
+
+
+@router.get("/certificates/{kind}")
+def options_form(request: Request, kind: str) -> Response:
+    visit = _at(request, Step.MENU)
+    if not isinstance(visit, Visit):
+        return visit
+    try:
+        offer = _offer(visit, kind)
+    except JlisError:
+        return _go(f"{BASE}/menu")
+    return _render(request, "options.html", visit, offer=offer, menu=visit.menu, values={}, submitted=False)
+
+
+@router.post("/certificates/{kind}")
+async def options_submit(request: Request, kind: str) -> Response:
+    """The options and copies chosen: the center quotes the fee."""
+    visit = _at(request, Step.MENU)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await _form(request, visit)
+    screen = screen_of(request)
+    try:
+        offer = _offer(visit, kind)
+    except JlisError:
+        return _go(f"{BASE}/menu")
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def work() -> None:
+        options = chosen_options(offer, form)
+        copies = parse_copies(_text(form, "copies"), visit.menu.max_copies if visit.menu else 1)
+        assert visit.center is not None
+        visit.quote = screen.center.quote(visit.center, offer.kind, options, copies)
+        visit.step = Step.FEE
+
+    try:
+        moved = await _run(visit, Step.MENU, work)
+    except CenterRefused as exc:
+        if exc.fatal:
+            return await _refused(request, visit, exc)
+        return _options_again(request, visit, offer, values, exc.message, exc.http_status)
+    except JlisError as exc:
+        return _options_again(request, visit, offer, values, messages.for_error(exc), exc.http_status)
+    return moved or _go(f"{BASE}/fee")
+
+
+def _options_again(
+    request: Request, visit: Visit, offer: Offer, values: dict[str, str], error: str, status: int
+) -> Response:
+    return _render(
+        request,
+        "options.html",
+        visit,
+        offer=offer,
+        menu=visit.menu,
+        values=values,
+        submitted=True,
+        error=error,
+        status_code=status,
+    )
+
+
+def chosen_options(offer: Offer, form: dict[str, Any]) -> dict[str, object]:
+    """The options of ``offer`` as the form gives them: yes/no boxes as booleans, choices checked
+    against the offered values (anything else is refused, not passed on)."""
+    out: dict[str, object] = {}
+    for option in offer.options:
+        if option.text:
+            text = _text(form, option.name).strip()
+            if len(text) > MAX_TEXT_OPTION:
+                raise InvalidInput(option.label, f"at most {MAX_TEXT_OPTION} characters")
+            if text:
+                out[option.name] = text
+        elif option.choices:
+            value = form.get(option.name) or option.default
+            if not value:
+                continue
+            allowed = {v for v, _ in option.choices}
+            if value not in allowed:
+                raise InvalidInput(option.label, "must be one of the choices shown")
+            out[option.name] = value
+        else:
+            out[option.name] = form.get(option.name) in ("1", "on", "yes")
+    return out
+
+
+def parse_copies(text: str, max_copies: int) -> int:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= max_copies:
+        raise InvalidInput("部数", f"must be an integer from 1 to {max_copies}")
+    return int(text)
+
+
+@router.get("/fee")
+def fee(request: Request) -> Response:
+    visit = _at(request, Step.FEE)
+    if not isinstance(visit, Visit):
+        return visit
+    return _render(request, "fee.html", visit, quote=visit.quote)
+
+
+@router.post("/pay")
+async def pay(request: Request) -> Response:
+    """The fee is paid (simulated), and the center issues: the PDF comes back to print."""
+    visit = _at(request, Step.FEE)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await _form(request, visit)
+    screen = screen_of(request)
+    quote = visit.quote
+    if quote is None:
+        return _go(f"{BASE}/menu")
+
+    def work() -> None:
+        paid = _text(form, "paid")
+        if not _DIGITS.fullmatch(paid):
+            raise InvalidInput("お支払い", "must be a number")
+        assert visit.center is not None
+        try:
+            visit.printout = screen.center.pay_and_issue(visit.center, quote, int(paid))
+        except CenterRefused:
+            # The center used the request up (nothing charged): choose again from the menu.
+            visit.quote, visit.step = None, Step.MENU
+            raise
+        visit.quote = None
+        visit.step = Step.PRINTED
+
+    try:
+        moved = await _run(visit, Step.FEE, work)
+    except CenterRefused as exc:
+        if exc.fatal:
+            return await _refused(request, visit, exc)
+        return _render(
+            request,
+            "menu.html",
+            visit,
+            menu=visit.menu,
+            error=exc.message,
+            not_charged=True,
+            status_code=exc.http_status,
+        )
+    except JlisError as exc:
+        return _render(
+            request,
+            "fee.html",
+            visit,
+            quote=quote,
+            error=messages.for_error(exc),
+            status_code=exc.http_status,
+        )
+    return moved or _go(f"{BASE}/printed")
+
+
+@router.get("/printed")
+def printed(request: Request) -> Response:
+    visit = _at(request, Step.PRINTED)
+    if not isinstance(visit, Visit):
+        return visit
+    return _render(request, "printed.html", visit, printout=visit.printout)
+
+
+@router.get("/document.pdf")
+def document(request: Request, download: int = 0) -> Response:
+    """The printed certificate, shown (inline) or downloaded, while the visit lasts."""
+    visit = _at(request, Step.PRINTED)
+    if not isinstance(visit, Visit):
+        return visit
+    printout = visit.printout
+    if printout is None:
+        return _go(f"{BASE}/menu")
+    disposition = "attachment" if download else "inline"
+    return Response(
+        printout.pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'{disposition}; filename="{printout.certificate_number}.pdf"'},
+    )
+
+
+@router.post("/again")
+async def again(request: Request) -> Response:
+    """Another certificate in the same visit: the printed one is dropped from the kiosk."""
+    visit = _at(request, Step.PRINTED)
+    if not isinstance(visit, Visit):
+        return visit
+    await _form(request, visit)
+    visit.printout = None
+    visit.step = Step.MENU
+    return _go(f"{BASE}/menu")
+
+
+@router.post("/finish")
+async def finish(request: Request) -> Response:
+    """終了 (or 中止 at any step): the card is given back, the kiosk forgets the visit."""
+    visit = _visit(request)
+    if visit is not None:
+        await _form(request, visit)
+        await _end(request, visit)
+    response = _go(f"{BASE}/bye")
+    response.delete_cookie(COOKIE, path=BASE)
+    return response
+
+
+@router.get("/bye")
+def bye(request: Request) -> Response:
+    return _render(request, "bye.html", None)
+
+
+def _locked(visit: Visit, step: Step, work: Callable[[], None]) -> bool:
+    """One step of a visit at a time: a second submission (a double click on 支払う) waits for the
+    first and then finds the visit moved on (False: the caller shows where it is now)."""
+    if not visit.lock.acquire(timeout=LOCK_WAIT):
+        raise InvalidInput("操作", "is already in progress")
+    try:
+        if visit.step is not step:
+            return False
+        work()
+        return True
+    finally:
+        visit.lock.release()
+
+
+async def _run(visit: Visit, step: Step, work: Callable[[], None]) -> Response | None:
+    """``work`` in a worker thread under the visit's lock; a redirect when the visit moved on."""
+    if await run_in_threadpool(_locked, visit, step, work):
+        return None
+    return _go(_PAGE_OF[visit.step])
