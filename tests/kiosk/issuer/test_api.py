@@ -122,3 +122,40 @@ def test_measure_and_honseki_use(api: Api) -> None:
         headers=staff,
     )
     assert r.status_code == 422 and r.json()["field"] == "終了日"
+
+
+def test_the_counter_prints_a_signed_certificate_that_verifies(api: Api) -> None:
+    """The counter's printout: the same rules, then a PDF signed by the municipality's 職責証明書,
+    bound to its request and registered for public verification."""
+    import io
+
+    from pypdf import PdfReader
+
+    from jlis.db import transaction
+    from jlis.kiosk.pdf.render import check_binding
+    from jlis.kiosk.pdf.service import documents_for
+    from jlis.lgwan.ca import ensure_organisation_pki
+
+    with transaction(api.container.factory) as s:
+        ensure_organisation_pki(
+            s, api.container.clock, api.container.keystore, "https://testserver", [CHIYODA], actor="test"
+        )
+    p = api.person()
+    api.next_day()
+    staff = api.headers(STAFF_A)
+    body = {"resident_code": p.resident_code, "kind": "resident", "request_id": "counter-pdf-1"}
+    r = api.client.post(f"{BASE}/certificates/pdf", json=body, headers=staff)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/pdf"
+    number, code = r.headers["x-certificate-number"], r.headers["x-verification-code"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(r.content)).pages)
+    assert "山田" in text and "太郎" in text and number in text
+    check_binding(r.content, certificate_number=number, request_id="counter-pdf-1")
+    with api.container.factory() as s:
+        docs = documents_for(s, api.container)
+        assert docs.verify_code(number, code).verdict.value == "valid"
+        assert docs.verify_pdf(r.content).verdict.value == "valid"
+    other = api.client.post(f"{BASE}/certificates/pdf", json=body, headers=api.headers(STAFF_B))
+    assert other.status_code == 403  # staff of another 団体
+    refused = api.client.post(f"{BASE}/certificates/pdf", json=body, headers=staff)
+    assert refused.status_code == 409 and refused.json()["code"] == "request_replayed"

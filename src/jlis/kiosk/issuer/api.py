@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -309,6 +310,53 @@ def issue_certificate(
             server.issue_content(
                 body.resident_code, body.kind, options, body.request_id, container.clock.now()
             )
+        )
+
+    return run(request, action)
+
+
+@router.post(
+    "/certificates/pdf",
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {"application/pdf": {}}, "description": "署名付き PDF"}},
+    summary="証明書の交付 (窓口: 規則を適用し、署名付き PDF を作る)",
+)
+def issue_certificate_pdf(
+    lg_code: str, body: CertificateIn, request: Request, principal: Principal = Depends(staff_of_path)
+) -> Response:
+    """The counter's printout: the same content and rules as ``/certificates``, laid out, signed with
+    the municipality's 職責証明書 and registered for public verification (``/verify``), in one
+    transaction. The certificate number and the verification code come back as headers too."""
+    from jlis.kiosk.pdf.render import check_binding
+    from jlis.kiosk.pdf.service import documents_for
+
+    container = get_container(request)
+    options = body.options()
+
+    def action(s: Session) -> Response:
+        server = CertificateServer(
+            s,
+            container.clock,
+            lg_code,
+            principal=principal,
+            registry=container.registry,
+            geography=container.geography,
+        )
+        content = server.issue_content(
+            body.resident_code, body.kind, options, body.request_id, container.clock.now()
+        )
+        issued = documents_for(s, container).issue(content, actor=principal.actor)
+        check_binding(
+            issued.pdf, certificate_number=content.certificate_number, request_id=content.request_id
+        )
+        return Response(
+            issued.pdf,
+            media_type="application/pdf",
+            headers={
+                "X-Certificate-Number": issued.certificate_number,
+                "X-Verification-Code": issued.code,
+                "Content-Disposition": f'attachment; filename="{issued.certificate_number}.pdf"',
+            },
         )
 
     return run(request, action)
