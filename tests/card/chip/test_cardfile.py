@@ -132,3 +132,13 @@ def test_reads_do_not_rewrite_the_file(tmp_path: Path, chip: VirtualChip) -> Non
     reader.read_certificate("auth")
     assert reader.retries("auth") == 3
     assert path.read_bytes() == before
+
+
+def test_card_files_lists_plain_ids_only(tmp_path: Path) -> None:
+    from jlis.card.chip.cardfile import card_files
+
+    assert card_files(tmp_path / "missing") == []
+    for name in ("A1B2.jcard", "bad name.jcard", "notes.txt", "x..y.jcard"):
+        (tmp_path / name).write_bytes(b"{}")
+    (tmp_path / "dir.jcard").mkdir()
+    assert [(c.card_id, c.path.name) for c in card_files(tmp_path)] == [("A1B2", "A1B2.jcard")]

@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +182,25 @@ def load_card(path: Path, passphrase: str) -> VirtualChip:
 def save_card(chip: VirtualChip, path: Path, passphrase: str) -> None:
     """Write ``chip`` back over its card file (e.g. after PIN attempts)."""
     CardFile.create(chip, path, passphrase, overwrite=True)
+
+
+CARD_SUFFIX = ".jcard"
+_CARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CardFileEntry:
+    card_id: str
+    path: Path
+
+
+def card_files(directory: Path) -> list[CardFileEntry]:
+    """The card files in ``directory`` (those ``jlis demo`` exported to ``<data dir>/cards``), by id;
+    none when it does not exist. Only plain ids: a name never becomes a path the caller made up."""
+    if not directory.is_dir():
+        return []
+    return [
+        CardFileEntry(p.stem, p)
+        for p in sorted(directory.glob(f"*{CARD_SUFFIX}"))
+        if p.is_file() and _CARD_ID.match(p.stem)
+    ]

@@ -21,36 +21,19 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from jlis.card.chip.cardfile import CardFile
+from jlis.card.chip.cardfile import CARD_SUFFIX, CardFile, card_files
 from jlis.card.chip.reader import CardReader
 from jlis.errors import InvalidInput
 from jlis.jpki.rp.login import Challenge, LoginResponse, respond
 
-CARD_SUFFIX = ".jcard"
 MAX_CARD_FILE = 900_000  # under the app's body limit; a card file is a few kilobytes
 MAX_PASSPHRASE = 200
-_CARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PIN = re.compile(r"^[0-9]{4}$")
 
 
-@dataclass(frozen=True)
-class DemoCardFile:
-    card_id: str
-    path: Path
-
-
-def demo_cards(cards_dir: Path) -> list[DemoCardFile]:
-    """The card files in ``cards_dir`` (none when it does not exist), by id."""
-    if not cards_dir.is_dir():
-        return []
-    return [
-        DemoCardFile(p.stem, p)
-        for p in sorted(cards_dir.glob(f"*{CARD_SUFFIX}"))
-        if p.is_file() and _CARD_ID.match(p.stem)
-    ]
+demo_cards = card_files  # the demo's exported cards, listed by id
 
 
 def check_pin(pin: object) -> str:

@@ -20,10 +20,9 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from jlis.card.chip.cardfile import CardFile
+from jlis.card.chip.cardfile import CARD_SUFFIX, CardFile, card_files
 from jlis.card.chip.reader import CardReader
 from jlis.clock import Clock
 from jlis.errors import InvalidInput
@@ -33,26 +32,10 @@ from jlis.jpki.rp.login import Challenge, respond
 from jlis.jpki.rp.trust import load_certificate
 from jlis.linkage.portal.service import ConsentRequest
 
-CARD_SUFFIX = ".jcard"
 MAX_CARD_FILE = 1_000_000
-_CARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-@dataclass(frozen=True)
-class DemoCardFile:
-    card_id: str
-    path: Path
-
-
-def demo_cards(cards_dir: Path) -> list[DemoCardFile]:
-    """The card files in ``cards_dir`` (none when it does not exist)."""
-    if not cards_dir.is_dir():
-        return []
-    return [
-        DemoCardFile(p.stem, p)
-        for p in sorted(cards_dir.glob(f"*{CARD_SUFFIX}"))
-        if p.is_file() and _CARD_ID.match(p.stem)
-    ]
+demo_cards = card_files  # the demo's exported cards, listed by id
 
 
 def demo_card(cards_dir: Path, card_id: str) -> Path:
