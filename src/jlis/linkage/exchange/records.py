@@ -96,27 +96,42 @@ def _from_db(at: dt.datetime) -> dt.datetime:
 
 def _lock_heads(session: Session, keepers: Sequence[str]) -> dict[str, tuple[int, str]]:
     """Lock the heads of ``keepers`` (sorted: two batches never wait for each other in a cycle),
-    creating the missing ones. SQLite: the transaction already holds the write lock (BEGIN
-    IMMEDIATE, jlis.db), so a plain read is enough."""
+    creating the missing ones first.
+
+    PostgreSQL: a missing head is created and committed on a connection of its own *before* any head
+    is locked. Created inside the batch's transaction instead, an uncommitted head would be a lock
+    outside the sorted order (another batch inserting the same keeper waits for it while holding heads
+    this batch wants): a deadlock, seen under four concurrent writers. An empty head (seq 0) that
+    outlives a rolled-back batch is harmless. SQLite: the transaction already holds the write lock
+    (BEGIN IMMEDIATE, jlis.db), so plain reads and inserts are enough."""
     dialect = _dialect(session)
-    lock = _LOCK_HEADS_PG if dialect == "postgresql" else _LOCK_HEADS
     params = {"keepers": list(keepers)}
-    heads = {r.keeper: (int(r.last_seq), str(r.last_hash)) for r in session.execute(lock, params)}
+    if dialect == "postgresql":
+        present = set(session.execute(select(_H.c.keeper).where(_H.c.keeper.in_(list(keepers)))).scalars())
+        missing = sorted(k for k in keepers if k not in present)
+        if missing:
+            with session.get_bind().engine.connect() as own:
+                own.execute(postgresql.insert(_H).values(_empty_heads(missing)).on_conflict_do_nothing())
+                own.commit()
+        return {
+            r.keeper: (int(r.last_seq), str(r.last_hash)) for r in session.execute(_LOCK_HEADS_PG, params)
+        }
+    heads = {r.keeper: (int(r.last_seq), str(r.last_hash)) for r in session.execute(_LOCK_HEADS, params)}
     missing = [k for k in keepers if k not in heads]
     if missing:
-        values = [
-            {"keeper": k, "last_seq": 0, "last_hash": GENESIS, "anchor_seq": 0, "anchor_hash": GENESIS}
-            for k in missing
-        ]
-        # ON CONFLICT DO NOTHING: a concurrent first append waits for ours, then both lock the row.
-        if dialect == "postgresql":
-            session.execute(postgresql.insert(_H).values(values).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            session.execute(sqlite.insert(_H).values(values).on_conflict_do_nothing())
+        if dialect == "sqlite":
+            session.execute(sqlite.insert(_H).values(_empty_heads(missing)).on_conflict_do_nothing())
         else:
-            session.execute(_H.insert(), values)
-        heads = {r.keeper: (int(r.last_seq), str(r.last_hash)) for r in session.execute(lock, params)}
+            session.execute(_H.insert(), _empty_heads(missing))
+        heads = {r.keeper: (int(r.last_seq), str(r.last_hash)) for r in session.execute(_LOCK_HEADS, params)}
     return heads
+
+
+def _empty_heads(keepers: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"keeper": k, "last_seq": 0, "last_hash": GENESIS, "anchor_seq": 0, "anchor_hash": GENESIS}
+        for k in keepers
+    ]
 
 
 def append_exchanges(session: Session, drafts: Sequence[ExchangeDraft], now: dt.datetime) -> list[int]:
