@@ -157,3 +157,26 @@ def test_garbage_is_a_4xx(client: TestClient) -> None:
         == 422
     )
     assert client.post(f"{PATH}/verify", json={"nope": 1}).status_code == 422
+
+
+def test_the_nonce_ledger_refuses_a_second_use_and_purges_expired_nonces(
+    factory: sessionmaker[Session], rp_clock: FixedClock
+) -> None:
+    from sqlalchemy import select
+
+    from jlis.db import transaction
+    from jlis.jpki.rp.server import NonceLedger
+    from jlis.jpki.tables import LoginNonceRow
+
+    now = rp_clock.now()
+    old, fresh = b"o" * 32, b"f" * 32
+    with transaction(factory) as s:
+        assert NonceLedger(s).consume(old, now - dt.timedelta(hours=1), now - dt.timedelta(hours=2))
+        assert NonceLedger(s).consume(fresh, now + dt.timedelta(minutes=5), now)
+    with transaction(factory) as s:
+        assert not NonceLedger(s).consume(fresh, now + dt.timedelta(minutes=5), now)  # a replay
+    with transaction(factory) as s:
+        assert NonceLedger(s).consume(b"n" * 32, now + dt.timedelta(minutes=5), now)
+    with factory() as s:
+        kept = set(s.scalars(select(LoginNonceRow.nonce)))
+    assert kept == {fresh.hex(), (b"n" * 32).hex()}  # the expired one went with the last login

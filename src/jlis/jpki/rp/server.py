@@ -101,6 +101,9 @@ class LoginDesk:
         return echoed
 
 
+PURGE_BATCH = 100
+
+
 class NonceLedger:
     """:class:`jlis.jpki.rp.login.ReplayGuard` over the database: the first use of a nonce inserts
     it, a second use finds it there (in any worker process). Expired nonces are purged as it goes."""
@@ -109,7 +112,12 @@ class NonceLedger:
         self.session = session
 
     def consume(self, nonce: bytes, until: dt.datetime, now: dt.datetime) -> bool:
-        self.session.execute(delete(LoginNonceRow).where(LoginNonceRow.expires_at < now - SKEW))
+        # A few expired nonces go with each login; on PostgreSQL rows another login is purging are
+        # skipped, so concurrent logins never wait for (or deadlock on) each other's purge.
+        expired = select(LoginNonceRow.nonce).where(LoginNonceRow.expires_at < now - SKEW).limit(PURGE_BATCH)
+        if self.session.get_bind().dialect.name == "postgresql":
+            expired = expired.with_for_update(skip_locked=True)
+        self.session.execute(delete(LoginNonceRow).where(LoginNonceRow.nonce.in_(expired.scalar_subquery())))
         try:
             with self.session.begin_nested():
                 self.session.add(LoginNonceRow(nonce=nonce.hex(), expires_at=until))
