@@ -76,7 +76,9 @@ def test_app_runs_the_relay_worker(factory: sessionmaker[Session], clock: FixedC
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             state = world.client.get("/api/v1/propagation", headers=headers).json()
-            if state["national"]["records"] == 1:
+            # The change reaches the national copy, then its subscribers (jpki, card, linkage,
+            # middle): done when nothing is pending any more.
+            if state["national"]["records"] == 1 and state["national"]["pending"] == 0:
                 break
             time.sleep(0.1)
         assert state["national"]["records"] == 1 and state["national"]["pending"] == 0
