@@ -71,10 +71,12 @@ def prepare_demo(
 
 def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
     """The organisation CA with a 職責証明書 for each municipality (they sign certificate PDFs), the
-    certificate server's synthetic data, and the issuance center with the demo's kiosk. Idempotent."""
+    certificate server's synthetic data (once), and the issuance center with the demo's kiosk.
+    Idempotent."""
     from jlis.db import transaction
     from jlis.kiosk.center.service import ensure_center
     from jlis.kiosk.issuer.demo import seed_issuer_data
+    from jlis.kiosk.issuer.tables import TaxAssessmentRow
     from jlis.kiosk.screen.adapter import DEFAULT_KIOSK_ID, DEFAULT_KIOSK_NAME
     from jlis.lgwan.ca import ensure_organisation_pki
 
@@ -88,7 +90,10 @@ def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
             actor="demo",
             rng=container.rng,
         )
-    seed_issuer_data(container, lg_codes)
+    with container.factory() as s:
+        seeded = s.execute(select(TaxAssessmentRow.resident_code).limit(1)).first() is not None
+    if not seeded:
+        seed_issuer_data(container, lg_codes)
     with transaction(container.factory) as s:
         ensure_center(s, container.clock, container, kiosks={DEFAULT_KIOSK_ID: DEFAULT_KIOSK_NAME})
 
@@ -96,13 +101,15 @@ def prepare_kiosk(container: Container, lg_codes: list[str]) -> None:
 def prepare_linkage(container: Container, lg_codes: list[str]) -> list[tuple[str, str, str]]:
     """The linkage members (agencies, the seeded municipalities, マイナポータル) with their accounts,
     and the middle servers filled: 住民票関係情報 from the register, synthetic replicas, and every
-    member's 機関別符号. Idempotent."""
+    member's 機関別符号. Idempotent; the middle servers are filled once (a restart finds them so)."""
     from jlis.auth.service import DEMO_PASSWORD
     from jlis.db import transaction
     from jlis.linkage.hub.members import ensure_standard_members
     from jlis.linkage.middle.sync import prepare_demo_replicas
+    from jlis.linkage.middle.tables import ReplicaRow
 
     with transaction(container.factory) as s:
+        filled = s.execute(select(ReplicaRow.id).limit(1)).first() is not None
         members = ensure_standard_members(
             s,
             container.clock,
@@ -111,7 +118,8 @@ def prepare_linkage(container: Container, lg_codes: list[str]) -> list[tuple[str
             geography=container.geography,
             password=DEMO_PASSWORD,
         )
-    prepare_demo_replicas(container, lg_codes, seed=0)
+    if not filled:
+        prepare_demo_replicas(container, lg_codes, seed=0)
     return [(f"linkage-{m.id}", DEMO_PASSWORD, f"情報連携の機関 ({m.name})") for m in members]
 
 

@@ -49,59 +49,76 @@ class AuditChainHead(Base):
     anchor_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
 
 
-# The statements contain no '%' and no ':' so they pass unchanged through DDL(), text() and
-# Alembic's op.execute().
-APPEND_ONLY_DDL: dict[str, list[str]] = {
-    "postgresql": [
-        # The purge opens the gate for its own transaction only: set_config('jlis.audit_purge', 'on', true).
-        """CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger
+def append_only_ddl(
+    table: str, name: str, *, purge_setting: str, permit: str, key: str
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(create, drop) statements per dialect that make ``table`` append-only: UPDATE is always
+    refused, DELETE only by a purge — on PostgreSQL a transaction that set ``purge_setting`` to 'on'
+    (``set_config(..., true)``), on SQLite a row (``key``, up_to_seq) in the ``permit`` table that the
+    purge writes and removes in its own transaction. ``name`` prefixes the function and triggers.
+    Used by the audit log and by the 情報提供等記録 (``jlis.linkage.exchange.tables``).
+
+    The statements contain no '%' and no ':' so they pass unchanged through DDL(), text() and
+    Alembic's op.execute()."""
+    create = {
+        "postgresql": [
+            f"""CREATE OR REPLACE FUNCTION {name}_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' AND current_setting('jlis.audit_purge', true) = 'on' THEN
+    IF TG_OP = 'DELETE' AND current_setting('{purge_setting}', true) = 'on' THEN
         RETURN NULL;
     END IF;
     RAISE EXCEPTION USING
         ERRCODE = 'restrict_violation',
-        MESSAGE = 'audit_entries is append-only, ' || TG_OP || ' refused';
+        MESSAGE = '{table} is append-only, ' || TG_OP || ' refused';
 END
 $$""",
-        # Statement level: checked once per statement, so a purge of a million rows costs one call.
-        # Row triggers do not fire on TRUNCATE; refuse TRUNCATE by privileges (see docs/audit.md).
-        """CREATE TRIGGER audit_entries_append_only
-BEFORE UPDATE OR DELETE ON audit_entries
-FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()""",
-    ],
-    "sqlite": [
-        # SQLite has no session variables. The purge writes a permit row (chain, up_to_seq), deletes,
-        # and removes the row in the same transaction, so no other connection ever sees it.
-        """CREATE TABLE IF NOT EXISTS audit_purge_permit (
-    chain VARCHAR(64) NOT NULL PRIMARY KEY,
+            # Statement level: checked once per statement, so a purge of a million rows costs one
+            # call. Row triggers do not fire on TRUNCATE; refuse TRUNCATE by privileges (docs/audit.md).
+            f"""CREATE TRIGGER {name}_append_only
+BEFORE UPDATE OR DELETE ON {table}
+FOR EACH STATEMENT EXECUTE FUNCTION {name}_append_only()""",
+        ],
+        "sqlite": [
+            # SQLite has no session variables: the permit row is written, used and removed in the
+            # purge's own transaction, so no other connection ever sees it.
+            f"""CREATE TABLE IF NOT EXISTS {permit} (
+    {key} VARCHAR(64) NOT NULL PRIMARY KEY,
     up_to_seq INTEGER NOT NULL
 )""",
-        """CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+            f"""CREATE TRIGGER {name}_no_update BEFORE UPDATE ON {table}
 BEGIN
-    SELECT RAISE(ABORT, 'audit_entries is append-only, UPDATE refused');
+    SELECT RAISE(ABORT, '{table} is append-only, UPDATE refused');
 END""",
-        """CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
-WHEN NOT EXISTS (SELECT 1 FROM audit_purge_permit WHERE chain = OLD.chain AND OLD.seq <= up_to_seq)
+            f"""CREATE TRIGGER {name}_no_delete BEFORE DELETE ON {table}
+WHEN NOT EXISTS (SELECT 1 FROM {permit} WHERE {key} = OLD.{key} AND OLD.seq <= up_to_seq)
 BEGIN
-    SELECT RAISE(ABORT, 'audit_entries is append-only, DELETE refused');
+    SELECT RAISE(ABORT, '{table} is append-only, DELETE refused');
 END""",
-    ],
-}
+        ],
+    }
+    drop = {
+        "postgresql": [
+            f"DROP TRIGGER IF EXISTS {name}_append_only ON {table}",
+            f"DROP FUNCTION IF EXISTS {name}_append_only()",
+        ],
+        "sqlite": [
+            f"DROP TRIGGER IF EXISTS {name}_no_delete",
+            f"DROP TRIGGER IF EXISTS {name}_no_update",
+            f"DROP TABLE IF EXISTS {permit}",
+        ],
+    }
+    return create, drop
 
-# For a migration's downgrade.
-APPEND_ONLY_DROP_DDL: dict[str, list[str]] = {
-    "postgresql": [
-        "DROP TRIGGER IF EXISTS audit_entries_append_only ON audit_entries",
-        "DROP FUNCTION IF EXISTS audit_entries_append_only()",
-    ],
-    "sqlite": [
-        "DROP TRIGGER IF EXISTS audit_entries_no_delete",
-        "DROP TRIGGER IF EXISTS audit_entries_no_update",
-        "DROP TABLE IF EXISTS audit_purge_permit",
-    ],
-}
+
+# APPEND_ONLY_DROP_DDL is for a migration's downgrade.
+APPEND_ONLY_DDL, APPEND_ONLY_DROP_DDL = append_only_ddl(
+    "audit_entries",
+    "audit_entries",
+    purge_setting="jlis.audit_purge",
+    permit="audit_purge_permit",
+    key="chain",
+)
 
 for _dialect, _statements in APPEND_ONLY_DDL.items():
     for _statement in _statements:

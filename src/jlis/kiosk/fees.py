@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from jlis.codes import LgCode
 from jlis.errors import InvalidInput
 from jlis.kiosk.content import CertificateKind
+from jlis.masters.datafile import read_toml
 
 MAX_FEE = 10_000  # yen per copy; a larger figure is a typo
 MAX_COPIES = 10  # copies of one certificate in one request
@@ -68,13 +68,7 @@ def _default() -> FeeTable:
 
 
 def _load(path: Path) -> FeeTable:
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise FeeTableError(str(path), f"cannot be read ({exc.strerror})") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FeeTableError(str(path), f"must be valid TOML ({exc})") from exc
+    doc = read_toml(path, lambda rule: FeeTableError(str(path), rule))
     return parse_fees(doc)
 
 

@@ -14,13 +14,13 @@ import enum
 import functools
 import importlib.resources
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from jlis.errors import InvalidInput
+from jlis.masters.datafile import read_toml
 from jlis.masters.legal import LegalTableError
 
 MUNICIPALITY = "municipality"  # requester or provider: any municipality (an lg-<LgCode> member)
@@ -251,13 +251,7 @@ def _default_table() -> ExchangeTable:
 
 def _load(path: Path, schemas: Mapping[str, CategorySchema]) -> ExchangeTable:
     where = str(path)
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise LegalTableError("file", f"cannot be read ({exc.strerror})", where) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise LegalTableError("file", f"must be valid TOML ({exc})", where) from exc
+    doc = read_toml(path, lambda rule: LegalTableError("file", rule, where))
     return parse_exchange_table(doc, schemas, source=where)
 
 

@@ -12,13 +12,13 @@ import enum
 import functools
 import importlib.resources
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jlis.errors import InvalidInput, JlisError
+from jlis.masters.datafile import read_toml
 
 RECIPIENT_FIELD = "提供先"
 AFFAIR_FIELD = "事務"
@@ -165,13 +165,7 @@ def _default_table() -> ProvisionTable:
 
 def _load(path: Path) -> ProvisionTable:
     where = str(path)
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise LegalTableError("file", f"cannot be read ({exc.strerror})", where) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise LegalTableError("file", f"must be valid TOML ({exc})", where) from exc
+    doc = read_toml(path, lambda rule: LegalTableError("file", rule, where))
     return parse_provision_table(doc, source=where)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.resources
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from jlis.codes import LgCode
 from jlis.errors import InvalidInput
 from jlis.kiosk.content import CertificateKind
+from jlis.masters.datafile import read_toml
 
 
 class PolicyError(InvalidInput):
@@ -69,13 +69,7 @@ def _default() -> PolicyBook:
 
 
 def _load(path: Path) -> PolicyBook:
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise PolicyError(str(path), f"cannot be read ({exc.strerror})") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(str(path), f"must be valid TOML ({exc})") from exc
+    doc = read_toml(path, lambda rule: PolicyError(str(path), rule))
     return parse_policies(doc)
 
 

@@ -23,10 +23,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from jlis.card.chip.cardfile import CARD_SUFFIX, CardFile, card_files
-from jlis.card.chip.reader import CardReader
+from jlis.card.chip.cardfile import CARD_SUFFIX, card_files
 from jlis.errors import InvalidInput
 from jlis.jpki.rp.login import Challenge, LoginResponse, respond
+from jlis.jpki.rp.sign import open_card
 
 MAX_CARD_FILE = 900_000  # under the app's body limit; a card file is a few kilobytes
 MAX_PASSPHRASE = 200
@@ -59,7 +59,7 @@ class CardSlot:
         self._owned_dir = owned_dir
         # The card file decrypted with its passphrase (InvalidInput when either is wrong): the card
         # is on the reader from now on; PIN counters are written back to the file.
-        self._reader = CardReader(CardFile.open(path, passphrase).transmit)
+        self._reader = open_card(path, passphrase)
 
     @classmethod
     def demo(cls, cards_dir: Path, card_id: str, passphrase: str) -> CardSlot:

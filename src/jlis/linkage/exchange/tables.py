@@ -14,6 +14,7 @@ from sqlalchemy import DDL, BigInteger, Boolean, Date, Index, Integer, String, T
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jlis.audit.chain import GENESIS
+from jlis.audit.tables import append_only_ddl
 from jlis.db import Base, UtcDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -74,52 +75,14 @@ class QueryRequestRow(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
 
 
-# No '%' and no ':' in the statements, so they pass unchanged through DDL(), text() and op.execute().
-APPEND_ONLY_DDL: dict[str, list[str]] = {
-    "postgresql": [
-        """CREATE OR REPLACE FUNCTION linkage_records_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' AND current_setting('jlis.linkage_purge', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    RAISE EXCEPTION USING
-        ERRCODE = 'restrict_violation',
-        MESSAGE = 'linkage_exchange_records is append-only, ' || TG_OP || ' refused';
-END
-$$""",
-        """CREATE TRIGGER linkage_records_append_only
-BEFORE UPDATE OR DELETE ON linkage_exchange_records
-FOR EACH STATEMENT EXECUTE FUNCTION linkage_records_append_only()""",
-    ],
-    "sqlite": [
-        """CREATE TABLE IF NOT EXISTS linkage_purge_permit (
-    keeper VARCHAR(64) NOT NULL PRIMARY KEY,
-    up_to_seq INTEGER NOT NULL
-)""",
-        """CREATE TRIGGER linkage_records_no_update BEFORE UPDATE ON linkage_exchange_records
-BEGIN
-    SELECT RAISE(ABORT, 'linkage_exchange_records is append-only, UPDATE refused');
-END""",
-        """CREATE TRIGGER linkage_records_no_delete BEFORE DELETE ON linkage_exchange_records
-WHEN NOT EXISTS (SELECT 1 FROM linkage_purge_permit WHERE keeper = OLD.keeper AND OLD.seq <= up_to_seq)
-BEGIN
-    SELECT RAISE(ABORT, 'linkage_exchange_records is append-only, DELETE refused');
-END""",
-    ],
-}
-
-APPEND_ONLY_DROP_DDL: dict[str, list[str]] = {
-    "postgresql": [
-        "DROP TRIGGER IF EXISTS linkage_records_append_only ON linkage_exchange_records",
-        "DROP FUNCTION IF EXISTS linkage_records_append_only()",
-    ],
-    "sqlite": [
-        "DROP TRIGGER IF EXISTS linkage_records_no_delete",
-        "DROP TRIGGER IF EXISTS linkage_records_no_update",
-        "DROP TABLE IF EXISTS linkage_purge_permit",
-    ],
-}
+# UPDATE and DELETE refused but for a purge of records past their retention (records.purge).
+APPEND_ONLY_DDL, APPEND_ONLY_DROP_DDL = append_only_ddl(
+    "linkage_exchange_records",
+    "linkage_records",
+    purge_setting="jlis.linkage_purge",
+    permit="linkage_purge_permit",
+    key="keeper",
+)
 
 for _dialect, _statements in APPEND_ONLY_DDL.items():
     for _statement in _statements:

@@ -13,13 +13,13 @@ import enum
 import functools
 import importlib.resources
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jlis.errors import InvalidInput, JlisError
+from jlis.masters.datafile import read_toml
 
 CATEGORY_FIELD = "category"
 ITEMS_FIELD = "items"
@@ -193,13 +193,7 @@ def _default_schemas() -> dict[str, ReplicaSchema]:
 
 def _load(path: Path) -> dict[str, ReplicaSchema]:
     where = str(path)
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise ReplicaSchemaError("file", f"cannot be read ({exc.strerror})", where) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ReplicaSchemaError("file", f"must be valid TOML ({exc})", where) from exc
+    doc = read_toml(path, lambda rule: ReplicaSchemaError("file", rule, where))
     return parse_replica_schemas(doc, source=where)
 
 

@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jlis.card.chip.cardfile import CARD_SUFFIX, CardFile, card_files
+from jlis.card.chip.cardfile import CARD_SUFFIX, card_files
 from jlis.card.chip.reader import CardReader
 from jlis.clock import Clock
 from jlis.errors import InvalidInput
 from jlis.jpki.basic4 import consent_content
 from jlis.jpki.rp import cms
 from jlis.jpki.rp.login import Challenge, respond
+from jlis.jpki.rp.sign import open_card as rp_open_card
 from jlis.jpki.rp.trust import load_certificate
 from jlis.linkage.portal.service import ConsentRequest
 
@@ -46,8 +47,7 @@ def demo_card(cards_dir: Path, card_id: str) -> Path:
     raise InvalidInput("card", "must be one of the demo cards")
 
 
-def open_card(path: Path, passphrase: str) -> CardReader:
-    return CardReader(CardFile.open(path, passphrase).transmit)
+open_card = rp_open_card  # the SDK's: PIN counters written back to the file after each VERIFY
 
 
 @contextmanager
