@@ -10,8 +10,9 @@ signing the challenge as a card's authentication key would); the organisation CA
 municipalities' 職責証明書; the center (verifier ``kiosk-center``, a kiosk). The clock is fixed at
 10:00 JST today (inside the kiosk's hours whenever the bench runs).
 
-Timed, in ``--workers`` processes, each with its own center, OCSP responder and status-query log
-(the work is CPU-bound Python), ``--concurrency`` requests in flight (closed loop). One request is
+Timed, in ``--workers`` processes, each with its own center (all sharing the center's sessions,
+quotes and receipts in the database), OCSP responder and status-query log (the work is CPU-bound
+Python), ``--concurrency`` requests in flight (closed loop). One request is
 the whole kiosk flow: ``open_session`` → the card signs → ``authenticate`` (signature, chain, OCSP
 as the registered verifier with a nonce, J-LIS's holder look-up) → ``request`` → ``pay`` →
 ``issue`` (the certificate server's rules and content, ``verify_binding``, render, PAdES signature,
@@ -23,8 +24,10 @@ of a sample 住民票の写し — the PDF step alone (render, sign, register), 
 measures it. The ratio says what the center's own hops (card, OCSP, holder, rules, bindings, logs)
 cost on top.
 
-Checked afterwards: every request issued, one log row each with its document's SHA-256, and a
-sample of PDFs read back (pypdf) name their own requester and carry their own request id.
+Checked afterwards: every request issued, one log row each with its document's SHA-256, every
+issuance row settled ``issued``, no center session, quote or receipt left (each request closed its
+session), and a sample of PDFs read back (pypdf) name their own requester and carry their own
+request id.
 """
 
 from __future__ import annotations
@@ -234,9 +237,10 @@ def _check(db_url: str, data_dir: str, run: dict[str, Any], cards: list[Any], sa
     import re
 
     from pypdf import PdfReader
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
-    from jlis.kiosk.center.tables import CenterLogRow
+    from jlis.kiosk.center.tables import CenterLogRow, CenterQuoteRow, CenterSessionRow
+    from jlis.kiosk.issuer.tables import IssuanceRow
     from jlis.kiosk.pdf.render import read_binding
 
     container = _container(db_url, data_dir)
@@ -244,8 +248,12 @@ def _check(db_url: str, data_dir: str, run: dict[str, Any], cards: list[Any], sa
         log = {
             r.request_id: r for r in s.scalars(select(CenterLogRow).where(CenterLogRow.outcome == "issued"))
         }
+        states = dict(s.execute(select(IssuanceRow.request_id, IssuanceRow.state)).all())
+        left = [s.scalar(select(func.count()).select_from(t)) for t in (CenterSessionRow, CenterQuoteRow)]
     for _i, _, _, digest, rid, _pdf in run["results"]:
         assert log[rid].document_sha256 == digest, rid
+        assert states[rid] == "issued", (rid, states[rid])  # the issuance row settled with its document
+    assert left == [0, 0], left  # every request closed its session: no session, quote or receipt left
     blank = re.compile(r"[\s\u3000]")
     names = {c[2] for c in cards}
     for i, _, _, _, rid, pdf in run["results"][:sample]:
@@ -255,7 +263,10 @@ def _check(db_url: str, data_dir: str, run: dict[str, Any], cards: list[Any], sa
         assert not [n for n in names if n in text and n not in own], (i, rid)
     container.engine.dispose()
     done = len(run["results"])
-    return f"{done} issued and logged with their hashes; {sample} PDFs read back name their own requester"
+    return (
+        f"{done} issued and logged with their hashes, their issuance rows settled 'issued', no center "
+        f"state left; {min(sample, done)} PDFs read back name their own requester"
+    )
 
 
 def main() -> None:

@@ -140,6 +140,7 @@ def import_all_tables() -> None:
         "jlis.kiosk.pdf.tables",
         "jlis.kiosk.issuer.tables",
         "jlis.kiosk.center.tables",
+        "jlis.kiosk.screen.tables",
         "jlis.bcl.tables",
     ):
         importlib.import_module(module)

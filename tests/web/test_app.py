@@ -6,12 +6,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.auth.models import PrincipalKind
 from jlis.clock import FixedClock
-from jlis.web.deps import PUBLIC, check_route_guards, iter_api_routes, route_guards
+from jlis.web.deps import (
+    KIOSK_VISIT,
+    PUBLIC,
+    check_route_guards,
+    iter_api_routes,
+    kiosk_visit,
+    route_guards,
+)
 
 from .support import CHIYODA, OPERATOR, PASSWORD, STAFF_A, WebWorld, assert_error, csrf_of
 
@@ -43,18 +50,20 @@ PUBLIC_ROUTES = {
     # The organisation CA's certificates and CRL are published, as the JPKI roots.
     ("GET", "/lgwan/ca/crl"),
     ("GET", "/lgwan/ca/certificates"),
-    # The kiosk screen: anyone standing at the copier may start; the card and its PIN authenticate
-    # (at the center), and each step after the start needs the visit's own cookie and form token.
-    *(
-        (method, f"/kiosk{path}")
-        for method, path in [
-            ("GET", ""), ("GET", "/screen.css"), ("POST", "/start"), ("GET", "/card"), ("POST", "/card"),
-            ("GET", "/pin"), ("POST", "/pin"), ("GET", "/menu"), ("GET", "/certificates/{kind}"),
-            ("POST", "/certificates/{kind}"), ("GET", "/fee"), ("POST", "/pay"), ("GET", "/printed"),
-            ("GET", "/document.pdf"), ("POST", "/again"), ("POST", "/finish"), ("GET", "/bye"),
-        ]
-    ),
 }
+# The kiosk screen: anyone standing at the copier may start (and is shown goodbye); every other page
+# is a visit's, guarded by kiosk_visit: the visit's own cookie and form token (the card and its PIN
+# authenticate, at the center).
+KIOSK_START_ROUTES = {
+    ("GET", "/kiosk"),
+    ("GET", "/kiosk/screen.css"),
+    ("POST", "/kiosk/start"),
+    ("GET", "/kiosk/bye"),
+}
+
+
+def _kiosk_screen(path: str) -> bool:
+    return path == "/kiosk" or path.startswith("/kiosk/")
 
 
 @pytest.fixture
@@ -70,6 +79,10 @@ def test_every_route_declares_who_may_call_it(world: WebWorld) -> None:
         guards = route_guards(route)
         assert len(guards) == 1, f"{route.path}: exactly one guard, got {guards}"
         for method in route.methods:
+            if _kiosk_screen(route.path):
+                start = (method, route.path) in KIOSK_START_ROUTES
+                assert guards[0] == ((PUBLIC,) if start else (KIOSK_VISIT,)), f"{method} {route.path}"
+                continue
             is_public = guards[0] == (PUBLIC,)
             assert is_public == ((method, route.path) in PUBLIC_ROUTES), f"{method} {route.path}"
         if route.path.startswith(("/api/v1/municipalities", "/counter")):
@@ -87,6 +100,23 @@ def test_an_unguarded_route_stops_the_app_from_being_built() -> None:
     def oops() -> None: ...
 
     with pytest.raises(RuntimeError, match="oops"):
+        check_route_guards(router.routes)
+
+
+def test_the_kiosk_guard_is_accepted_on_the_kiosk_screen_only(world: WebWorld) -> None:
+    routes = iter_api_routes(world.client.app.router.routes)  # type: ignore[attr-defined]
+    kiosk = [r for r in routes if route_guards(r) == [(KIOSK_VISIT,)]]
+    assert kiosk and all(r.path.startswith("/kiosk/") for r in kiosk)
+    assert {(m, r.path) for r in routes for m in r.methods} >= KIOSK_START_ROUTES
+    assert {("POST", "/kiosk/pay"), ("GET", "/kiosk/document.pdf")} <= {
+        (m, r.path) for r in kiosk for m in r.methods
+    }
+    router = APIRouter()
+
+    @router.get("/api/v1/elsewhere", dependencies=[Depends(kiosk_visit)])
+    def elsewhere() -> None: ...
+
+    with pytest.raises(RuntimeError, match="kiosk_visit guard outside the kiosk screen"):
         check_route_guards(router.routes)
 
 

@@ -1,7 +1,8 @@
 """Dependencies for routes: the container, the calling principal, CSRF-checked form data.
 
-Deny by default: every route takes exactly one of :func:`api_principal`, :func:`page_principal` or
-:func:`public`, and :func:`check_route_guards` refuses to build an app in which a route has none.
+Deny by default: every route takes exactly one of :func:`api_principal`, :func:`page_principal`,
+:func:`public` or :func:`kiosk_visit`, and :func:`check_route_guards` refuses to build an app in
+which a route has none.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ bearer_scheme = HTTPBearer(auto_error=False, description="POST /api/v1/token で
 # Attribute set on every guard dependency; check_route_guards looks for it.
 GUARD_ATTR = "jlis_accepts"
 PUBLIC = "public"
+KIOSK_VISIT = "kiosk_visit"
+KIOSK_PREFIX = "/kiosk"  # the kiosk screen (jlis.kiosk.screen.pages), the only user of kiosk_visit
 
 
 class LoginRequired(Unauthenticated):
@@ -46,6 +49,18 @@ def public() -> None:
 
 
 setattr(public, GUARD_ATTR, (PUBLIC,))
+
+
+def kiosk_visit() -> None:
+    """Marks a page of the kiosk screen (``/kiosk/...``) that serves one visit of a resident at the
+    copier: no sign-in (the card and its PIN authenticate, at the issuance center); the route needs
+    the visit's own cookie, and on a POST the form token derived from it, which the kiosk screen
+    checks against its visits (no visit: back to the start screen; a wrong form token: 403). Only
+    the start screen and its stylesheet (and the start of a visit, the goodbye screen) are
+    :func:`public`. :func:`check_route_guards` refuses this guard outside ``/kiosk``."""
+
+
+setattr(kiosk_visit, GUARD_ATTR, (KIOSK_VISIT,))
 
 
 def _kinds_text(kinds: tuple[PrincipalKind, ...]) -> str:
@@ -193,11 +208,19 @@ def iter_api_routes(routes: list[Any]) -> list[APIRoute]:
 
 def check_route_guards(routes: list[Any]) -> None:
     """Refuse to start an app with an unguarded route: the guard is part of a route's definition."""
-    missing = [
-        f"{sorted(r.methods or ())} {r.path}" for r in iter_api_routes(routes) if not _guards(r.dependant)
-    ]
+    api_routes = iter_api_routes(routes)
+    missing = [f"{sorted(r.methods or ())} {r.path}" for r in api_routes if not _guards(r.dependant)]
     if missing:
         raise RuntimeError("routes without a principal guard (deny by default): " + ", ".join(missing))
+    # The kiosk guard checks nothing itself (the kiosk screen checks its visits): it is no guard
+    # anywhere else.
+    stray = [
+        f"{sorted(r.methods or ())} {r.path}"
+        for r in api_routes
+        if (KIOSK_VISIT,) in _guards(r.dependant) and not r.path.startswith(f"{KIOSK_PREFIX}/")
+    ]
+    if stray:
+        raise RuntimeError("the kiosk_visit guard outside the kiosk screen: " + ", ".join(stray))
 
 
 def route_guards(route: APIRoute) -> list[tuple[Any, ...]]:

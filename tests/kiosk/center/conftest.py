@@ -113,6 +113,13 @@ class CenterWorld(CardWorld):
             s.expunge_all()
             return rows
 
+    def rows_of(self, table: Any) -> list[Any]:
+        """Every row of a table without an ``id`` (in primary-key order)."""
+        with self.factory() as s:
+            rows = list(s.scalars(select(table).order_by(*table.__table__.primary_key.columns)))
+            s.expunge_all()
+            return rows
+
 
 @pytest.fixture
 def center_world(

@@ -78,3 +78,38 @@ def test_setup_and_kiosks(cli: CenterWorld) -> None:
     with cli.factory() as s:
         row = s.get(KioskRow, "K-7002")
         assert row is not None and row.active is False
+
+
+def test_sweep_voids_a_number_left_without_a_document(cli: CenterWorld) -> None:
+    from jlis.db import transaction
+    from jlis.kiosk.center.service import CENTER_PRINCIPAL
+    from jlis.kiosk.content import CertificateKind
+    from jlis.kiosk.issuer.models import IssueOptions
+    from jlis.kiosk.issuer.server import CertificateServer
+    from jlis.kiosk.issuer.tables import IssuanceRow
+
+    from .conftest import CHIYODA
+
+    holder = cli.holder()
+    with transaction(cli.factory) as s:  # numbered, then the process that was to render it died
+        CertificateServer(
+            s,
+            cli.clock,
+            CHIYODA,
+            principal=CENTER_PRINCIPAL,
+            registry=cli.container.registry,
+            geography=cli.container.geography,
+        ).issue_content(
+            holder.resident.resident_code,
+            CertificateKind.RESIDENT,
+            IssueOptions(),
+            "K-DEAD-0001",
+            cli.clock.now(),
+        )
+    code, out = run(cli, "sweep")
+    assert code == 0 and "settled: 0 issued, 0 void" in out, out
+    cli.clock.advance(minutes=11)
+    code, out = run(cli, "sweep")
+    assert code == 0 and "settled: 0 issued, 1 void" in out, out
+    (row,) = cli.rows(IssuanceRow)
+    assert row.state == "void"

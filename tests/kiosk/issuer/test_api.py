@@ -4,21 +4,29 @@ this router mounted): scope, seals, measures, 本籍地利用登録 and the coun
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.auth import passwords
 from jlis.clock import FixedClock
 from jlis.kiosk.issuer.api import router
+from jlis.kiosk.issuer.tables import IssuanceRow
 from jlis.web import create_app
 from jlis.web.deps import check_route_guards
 
 from ...web.support import FAST_HASHER, OPERATOR, PASSWORD, STAFF_A, STAFF_B, make_container, world_users
 from .conftest import CHIYODA, IssuerWorld, png
+
+
+def issuance_state(s: Session, number: str) -> tuple[str, str | None]:
+    row = s.execute(select(IssuanceRow).where(IssuanceRow.certificate_number == number)).scalar_one()
+    return row.state, row.document_sha256
 
 
 class Api(IssuerWorld):
@@ -93,6 +101,8 @@ def test_counter_certificate_and_refusal(api: Api) -> None:
     assert out["subject_name"] == "山田\u3000太郎" and out["request_id"] == "counter-0001"
     assert out["issuer_title"] == "東京都千代田区長"
     assert out["sections"][0]["rows"][0] == {"label": "氏名", "value": "山田\u3000太郎"}
+    with api.container.factory() as s:  # delivered as content: issued at once, no document
+        assert issuance_state(s, out["certificate_number"]) == ("issued", None)
     r = api.client.post(f"{BASE}/certificates", json=body, headers=staff)
     assert r.status_code == 409 and r.json()["code"] == "request_replayed"
     r = api.client.post(f"{BASE}/certificates", json={**body, "kind": "passport"}, headers=staff)
@@ -155,6 +165,7 @@ def test_the_counter_prints_a_signed_certificate_that_verifies(api: Api) -> None
         docs = documents_for(s, api.container)
         assert docs.verify_code(number, code).verdict.value == "valid"
         assert docs.verify_pdf(r.content).verdict.value == "valid"
+        assert issuance_state(s, number) == ("issued", hashlib.sha256(r.content).hexdigest())
     other = api.client.post(f"{BASE}/certificates/pdf", json=body, headers=api.headers(STAFF_B))
     assert other.status_code == 403  # staff of another 団体
     refused = api.client.post(f"{BASE}/certificates/pdf", json=body, headers=staff)

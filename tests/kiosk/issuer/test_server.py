@@ -509,3 +509,40 @@ def test_default_policies_load() -> None:
     book = load_policies()
     assert CertificateKind.RESIDENT_ITEMS not in book.for_municipality(SHINJUKU).offered
     assert CertificateKind.RESIDENT_ITEMS in book.for_municipality(CHIYODA).offered
+
+
+# ------------------------------------------------------------------------------------ settling a number
+
+
+def test_a_number_is_settled_issued_or_void_once(world: IssuerWorld) -> None:
+    from jlis.kiosk.issuer.server import mark_issued, void_issuance
+
+    p = world.person()
+    world.next_day()
+    first = world.issue(p, CertificateKind.RESIDENT)
+    second = world.issue(p, CertificateKind.RESIDENT)
+    assert {r.state for r in _issuances(world)} == {"numbered"}
+    with transaction(world.factory) as s:
+        mark_issued(s, first, "a" * 64, world.clock.now())
+    with transaction(world.factory) as s:  # an issued number is never voided
+        assert void_issuance(s, world.clock, CHIYODA, first.request_id, "late failure", actor="t") is None
+    with transaction(world.factory) as s:
+        voided = void_issuance(s, world.clock, CHIYODA, second.request_id, "render failed", actor="t")
+    assert voided == second.certificate_number
+    with pytest.raises(RuleViolation), transaction(world.factory) as s:  # nor is a void one revived
+        mark_issued(s, second, "b" * 64, world.clock.now())
+    states = {r.request_id: (r.state, r.document_sha256, r.void_reason) for r in _issuances(world)}
+    assert states == {
+        first.request_id: ("issued", "a" * 64, None),
+        second.request_id: ("void", None, "render failed"),
+    }
+    with world.factory() as s:
+        (entry,) = s.scalars(select(AuditEntryRow).where(AuditEntryRow.action == "issue.void")).all()
+    assert entry.chain == "access" and entry.subject == p.resident_code
+
+
+def _issuances(world: IssuerWorld) -> list[IssuanceRow]:
+    with world.factory() as s:
+        rows = list(s.scalars(select(IssuanceRow).order_by(IssuanceRow.id)))
+        s.expunge_all()
+        return rows

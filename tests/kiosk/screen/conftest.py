@@ -4,7 +4,9 @@ organisation CA with 職責証明書) and the app with the kiosk's pages mounted
 the center reached through the screen's in-process adapter, and card files the reader can take.
 
 A :class:`KioskScreenWeb` drives the screen as a browser would: it reads each page's CSRF token and
-posts the forms."""
+posts the forms. ``kiosk_workers`` is the same screen served by two apps on one database and one
+data dir (two worker processes of ``jlis serve --workers 2``), the browser's requests alternating
+between them."""
 
 from __future__ import annotations
 
@@ -32,7 +34,16 @@ from ...lgwan.conftest import PooledKeyStore
 from ...web.support import FAST_HASHER, make_container
 from ..center.conftest import AUTH_PIN, CHIYODA, KIOSK, SHINJUKU, CenterWorld, Holder, pdf_text
 
-__all__ = ["AUTH_PIN", "CARD_PASSPHRASE", "CHIYODA", "SHINJUKU", "Holder", "KioskScreenWeb", "pdf_text"]
+__all__ = [
+    "AUTH_PIN",
+    "CARD_PASSPHRASE",
+    "CHIYODA",
+    "SHINJUKU",
+    "Holder",
+    "KioskScreenWeb",
+    "KioskWorkers",
+    "pdf_text",
+]
 
 CARD_PASSPHRASE = "kiosk-test-pass"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -141,3 +152,67 @@ def kiosk_web(
         if world is not None:
             world.close()
         passwords.use_hasher(previous)
+
+
+class Alternating:
+    """A browser whose requests reach two worker processes in turn (no sticky sessions): one
+    cookie jar, carried over from the app that answered to the other."""
+
+    def __init__(self, *clients: TestClient) -> None:
+        self.clients = clients
+        self.served = [0] * len(clients)
+        self._next = 0
+
+    @property
+    def app(self) -> Any:
+        return self.clients[0].app
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self.clients[self._next].cookies
+
+    def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        i = self._next
+        self._next = (i + 1) % len(self.clients)
+        response: httpx.Response = getattr(self.clients[i], method)(url, **kw)
+        self.served[i] += 1
+        for other in self.clients:
+            if other is not self.clients[i]:
+                other.cookies.clear()
+                for cookie in self.clients[i].cookies.jar:
+                    other.cookies.jar.set_cookie(cookie)
+        return response
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self._send("get", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> httpx.Response:
+        return self._send("post", url, **kw)
+
+
+@dataclass
+class KioskWorkers:
+    web: KioskScreenWeb  # its client alternates between the two apps
+    first: TestClient
+    second: TestClient
+    browser: Alternating
+    uploads_dir: Path
+
+
+@pytest.fixture
+def kiosk_workers(
+    kiosk_web: KioskScreenWeb, factory: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> Iterator[KioskWorkers]:
+    """A second app (another worker process) on the same database and data dir; each app has its
+    own kiosk screen (its own Visits). Both reach the same issuance center: the center keeps its
+    sessions itself (in the database once jlis.kiosk.center does), which is not what this tests."""
+    first = kiosk_web.client
+    app = create_app(make_container(factory, clock, tmp_path))
+    mount_kiosk(app)
+    app.state.kiosk_screen_center = first.app.state.kiosk_screen_center  # type: ignore[attr-defined]
+    app.state.kiosk_cards_dir = kiosk_web.cards_dir
+    with TestClient(app, base_url="https://testserver") as second:
+        browser = Alternating(first, second)
+        web = KioskScreenWeb(kiosk_web.world, browser, kiosk_web.cards_dir)  # type: ignore[arg-type]
+        uploads = kiosk_web.world.container.settings.data_dir / pages.UPLOADS
+        yield KioskWorkers(web, first, second, browser, uploads)

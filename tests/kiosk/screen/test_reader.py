@@ -17,7 +17,7 @@ from jlis.clock import FixedClock
 from jlis.errors import InvalidInput
 from jlis.jpki.rp.login import make_challenge
 from jlis.jpki.rp.trust import load_certificate
-from jlis.kiosk.screen.reader import CardSlot, check_pin, demo_cards
+from jlis.kiosk.screen.reader import DEMO, UPLOAD, CardRef, CardSlot, check_pin, demo_cards, discard
 
 from ...card.conftest import AUTH_PIN, CardWorld, make_deps
 from ...web.support import make_container
@@ -95,23 +95,48 @@ def test_unknown_cards_and_wrong_passphrases_are_refused(card_file: Path) -> Non
     assert info.value.field == "パスフレーズ"
 
 
-def test_an_uploaded_card_is_a_copy_deleted_on_eject(card_file: Path, clock: FixedClock) -> None:
+def test_an_uploaded_card_is_a_copy_deleted_on_eject(
+    card_file: Path, clock: FixedClock, tmp_path: Path
+) -> None:
     original = card_file.read_bytes()
-    slot = CardSlot.upload(original, PASS)
-    assert slot.path != card_file and slot.path.exists()
+    uploads = tmp_path / "uploads"
+    slot = CardSlot.upload(original, PASS, uploads)
+    assert slot.path != card_file and slot.path.exists() and slot.path.parent == uploads
+    assert slot.ref.source == UPLOAD and slot.ref.name == slot.path.name
     with pytest.raises(WrongPin):
         slot.answer(make_challenge("https://center.test/k", clock=clock).to_text(), "9999")
     assert slot.path.read_bytes() != original  # the counter is kept on the copy for the visit
     assert card_file.read_bytes() == original  # the user's own file is untouched
-    copy_dir = slot.path.parent
+    # Set on the reader again (the next request, maybe another process): the same copy, its counter.
+    again = CardSlot.reopen(slot.ref, PASS, card_file.parent, uploads)
+    with pytest.raises(WrongPin) as info:
+        again.answer(make_challenge("https://center.test/k", clock=clock).to_text(), "9999")
+    assert info.value.tries_left == 1
     slot.eject()
-    assert not copy_dir.exists()
+    assert not slot.path.exists() and list(uploads.iterdir()) == []
     slot.eject()  # twice is harmless
+    with pytest.raises(InvalidInput):
+        CardSlot.reopen(slot.ref, PASS, card_file.parent, uploads)
+    discard(slot.ref, uploads)  # an ended visit's card, already gone: harmless
+
+
+def test_a_card_ref_names_no_path_of_the_browsers(card_file: Path, tmp_path: Path) -> None:
+    demo = CardSlot.reopen(CardRef(DEMO, card_file.stem, "x"), PASS, card_file.parent, tmp_path)
+    assert demo.path == card_file
+    for ref in (
+        CardRef(UPLOAD, "../" + card_file.name, "x"),
+        CardRef(UPLOAD, str(card_file), "x"),
+        CardRef(DEMO, "../cards/" + card_file.stem, "x"),
+        CardRef("file", str(card_file), "x"),
+    ):
+        with pytest.raises(InvalidInput):
+            CardSlot.reopen(ref, PASS, card_file.parent, card_file.parent)
+    assert CardRef.from_json(demo.ref.to_json()) == demo.ref
     for data, field in (
         (b"", "カードファイル"),
         (b"not a card", "card_file"),
         (b"x" * 2_000_000, "カードファイル"),
     ):
         with pytest.raises(InvalidInput) as info:
-            CardSlot.upload(data, PASS)
+            CardSlot.upload(data, PASS, tmp_path / "uploads")
         assert info.value.field == field

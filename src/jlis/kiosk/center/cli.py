@@ -5,7 +5,9 @@
 - ``kiosk-add ID 名前`` / ``kiosk-disable ID`` — kiosks;
 - ``issue --card FILE --passphrase P --pin 1234 --kind resident --out FILE.pdf`` — one certificate
   with a card file, through the whole center (the CLI acts as the kiosk ``cli``);
-- ``log`` — the issuance log (no personal data in it).
+- ``log`` — the issuance log (no personal data in it);
+- ``sweep`` — housekeeping: expired sessions and quotes, and certificate numbers left without a
+  document past the timeout settled (``issued`` or ``void``).
 
 A refusal prints its code and Japanese message and exits with status 2.
 """
@@ -155,3 +157,26 @@ def log(
                 f"{r.lg_code or '-'} {r.server or '-'} {r.kind or '-'} x{r.copies or 0} "
                 f"{r.charged}円 {r.certificate_number or ''}"
             )
+
+
+@app.command()
+def sweep(
+    minutes: Annotated[
+        int, typer.Option("--minutes", min=1, help="a number without a document after this is void")
+    ] = 10,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Expired sessions and quotes deleted; numbered issuance rows past the timeout settled."""
+    import datetime as dt
+
+    from jlis.kiosk.center.service import sweep_center
+
+    total_issued = total_void = 0
+    with container(database_url) as built:
+        while True:  # a batch per transaction (short: SQLite has one writer)
+            with transaction(built.factory) as s:
+                issued, voided = sweep_center(s, built.clock, undelivered_after=dt.timedelta(minutes=minutes))
+            total_issued, total_void = total_issued + issued, total_void + voided
+            if issued + voided == 0:
+                break
+    typer.echo(f"settled: {total_issued} issued, {total_void} void")

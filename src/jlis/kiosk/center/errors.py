@@ -82,6 +82,9 @@ class CenterRefused(RuleViolation):
         super().__init__(field, code, message)
         self.code = code
         self.detail = detail
+        # The certificate number this refusal voided (the document failed after the certificate
+        # server committed the number), for the issuance log; None otherwise.
+        self.certificate_number: str | None = None
         self.context["code"] = code
         if detail:
             self.context["detail"] = detail

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from jlis.codes import LgCode
 from jlis.errors import InvalidInput
 from jlis.kiosk.center.models import Server
+from jlis.masters.datafile import read_toml
 
 
 class RouteError(InvalidInput):
@@ -46,11 +46,7 @@ def _default() -> RouteBook:
 
 
 def _load(path: Path) -> RouteBook:
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RouteError("routes", f"must be a readable TOML file ({exc})") from None
-    return parse_routes(doc)
+    return parse_routes(read_toml(path, lambda rule: RouteError("routes", rule)))
 
 
 def parse_routes(doc: Mapping[str, Any]) -> RouteBook:

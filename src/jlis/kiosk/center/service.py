@@ -18,9 +18,16 @@ municipal certificate servers.
    the outcome (never the PDF, never personal data). A refusal at any step is a
    :class:`CenterRefused` (stable code, Japanese message), logged, and charges nothing.
 
-Sessions, quotes and payments are kept in this object's memory (one process, like the login
-desks of ``jlis.jpki.rp.server``); the issuance log and everything the municipalities keep are in
-the database.
+Sessions, quotes, payments and receipts are kept in the database (``kiosk_center_sessions``,
+``kiosk_center_quotes``; the session token only as its SHA-256), so every worker process of the
+web app serves every kiosk: a session opened through one process is used through another. Each
+step that must happen once (pay a quote, use a receipt) is a conditional UPDATE on the quote's
+state, so of two processes racing exactly one succeeds. Write transactions stay short (SQLite has
+one writer): none is held across the OCSP call or the rendering and signing of the PDF.
+
+A certificate number committed by the certificate server whose document then fails is voided
+(``jlis.kiosk.issuer.server.void_issuance``, in its own transaction) and the refusal logged with
+the number; rows left numbered past a timeout are settled by :meth:`IssuanceCenter.sweep`.
 """
 
 from __future__ import annotations
@@ -28,15 +35,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
+import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlparse
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
@@ -80,14 +89,29 @@ from jlis.kiosk.center.models import (
     options_for,
 )
 from jlis.kiosk.center.routes import RouteBook, load_routes
-from jlis.kiosk.center.tables import CenterLogRow, KioskRow
+from jlis.kiosk.center.tables import (
+    PAID,
+    QUOTED,
+    USED,
+    CenterLogRow,
+    CenterQuoteRow,
+    CenterSessionRow,
+    KioskRow,
+)
 from jlis.kiosk.content import CertificateKind
 from jlis.kiosk.fees import FeeTable, load_fees
 from jlis.kiosk.issuer.errors import IssuanceRefused
 from jlis.kiosk.issuer.models import IssueOptions
 from jlis.kiosk.issuer.policy import PolicyBook, load_policies
 from jlis.kiosk.issuer.rules import HONSEKI_KINDS
-from jlis.kiosk.issuer.server import CertificateServer, verify_binding
+from jlis.kiosk.issuer.server import (
+    UNDELIVERED_AFTER,
+    CertificateServer,
+    mark_issued,
+    sweep_undelivered,
+    verify_binding,
+    void_issuance,
+)
 from jlis.kiosk.pdf import render as render_mod
 from jlis.kiosk.pdf.service import CertificateDocuments, PreparedDocument, new_code
 from jlis.kiosk.pdf.signing import sign_pdf, signer_for_role
@@ -114,10 +138,59 @@ SESSION_TTL = dt.timedelta(minutes=10)
 CACHE_SECONDS = 5.0
 _T = TypeVar("_T")
 CHALLENGE_TTL = dt.timedelta(minutes=3)
+SWEEP_BATCH = 100  # expired sessions and quotes deleted per login (and per sweep)
+SWEEP_SECONDS = 60.0  # a process settles undelivered issuance rows at most this often
+# A paid (held) or used receipt outlives its quote's expiry by this much (a payment is a money
+# matter: what became of it stays answerable for a day); an unpaid quote goes at its expiry.
+RECEIPT_RETENTION = dt.timedelta(days=1)
+LOG = logging.getLogger(__name__)
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _token_hash(token: object) -> str | None:
+    """The SHA-256 a session token is kept as (None for what cannot be a token)."""
+    if not isinstance(token, str) or not token or len(token) > 200:
+        return None
+    return _sha256(token)
+
+
+def _options_json(options: IssueOptions) -> str:
+    return json.dumps(asdict(options), sort_keys=True, separators=(",", ":"))
+
+
+def _options_of(text: str) -> IssueOptions:
+    data = json.loads(text)
+    data["items"] = tuple(data["items"])
+    return IssueOptions(**data)
+
+
+def _session_of(row: CenterSessionRow, token: str) -> CenterSession:
+    return CenterSession(token, row.kiosk_id, row.lg_code, row.municipality, row.expires_at)
+
+
+def _quote_of(row: CenterQuoteRow, token: str) -> Quote:
+    """The quote as the center accepted it; ``token`` is the caller's (the row keeps its hash), or ""
+    when it does not match, so the quote then differs from the caller's."""
+    return Quote(
+        row.request_id,
+        token if _token_hash(token) == row.token_sha256 else "",
+        row.kiosk_id,
+        CertificateKind(row.kind),
+        _options_of(row.options),
+        row.copies,
+        row.fee,
+        row.lg_code,
+        Server(row.server),
+        row.expires_at,
+    )
+
+
+def _receipt_of(row: CenterQuoteRow) -> Receipt:
+    assert row.paid_amount is not None and row.paid_at is not None
+    return Receipt(row.request_id, row.paid_amount, row.paid_at)
 
 
 # ------------------------------------------------------------------------------------- set-up
@@ -227,6 +300,40 @@ def ensure_center(
     return CenterSetup(CENTER_ID, tokens, role.serial)
 
 
+def sweep_expired(s: Session, now: dt.datetime) -> None:
+    """Delete a batch of expired sessions, of expired unpaid quotes, and of paid or used
+    receipts :data:`RECEIPT_RETENTION` after their expiry, in the caller's transaction. On
+    PostgreSQL rows another process is deleting are skipped, so concurrent logins never wait
+    for (or deadlock on) each other's sweep."""
+    postgres = s.get_bind().dialect.name == "postgresql"
+    q = CenterQuoteRow
+    for key, expired_rows in (
+        (CenterSessionRow.token_sha256, CenterSessionRow.expires_at < now),
+        (
+            q.request_id,
+            or_(
+                and_(q.state == QUOTED, q.expires_at < now),
+                and_(q.state != QUOTED, q.expires_at < now - RECEIPT_RETENTION),
+            ),
+        ),
+    ):
+        expired = select(key).where(expired_rows).limit(SWEEP_BATCH)
+        if postgres:
+            expired = expired.with_for_update(skip_locked=True)
+        s.execute(delete(key.class_).where(key.in_(expired.scalar_subquery())))
+
+
+def sweep_center(
+    session: Session, clock: Clock, *, undelivered_after: dt.timedelta = UNDELIVERED_AFTER
+) -> tuple[int, int]:
+    """The center's housekeeping in the caller's transaction (:meth:`IssuanceCenter.sweep`, ``jlis
+    kiosk center sweep``): :func:`sweep_expired`, then a batch of issuance rows left numbered past
+    ``undelivered_after`` settled (``issued`` if their document is registered, ``void``
+    otherwise). Returns (issued, voided)."""
+    sweep_expired(session, clock.now())
+    return sweep_undelivered(session, clock, older_than=undelivered_after, actor=CENTER_ID)
+
+
 # ------------------------------------------------------------------------------------- OCSP
 
 
@@ -303,7 +410,9 @@ class _Live:
 
 
 class IssuanceCenter:
-    """The center of one process. Thread-safe: kiosks call it concurrently."""
+    """The center as seen from one process: thread-safe (kiosks call it concurrently), and any
+    number of instances — in one process or in several worker processes — share the same sessions,
+    quotes and receipts through the database."""
 
     def __init__(
         self,
@@ -319,6 +428,7 @@ class IssuanceCenter:
         session_ttl: dt.timedelta = SESSION_TTL,
         token_source: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         request_id_source: Callable[[], str] = lambda: "K" + secrets.token_hex(15),
+        undelivered_after: dt.timedelta = UNDELIVERED_AFTER,
     ) -> None:
         self.container = container
         self.clock = container.clock
@@ -341,11 +451,10 @@ class IssuanceCenter:
         self.desk = LoginDesk(
             hmac.new(container.secret, b"jlis-login-desk:kiosk_center", hashlib.sha256).digest()
         )
-        self._sessions: dict[str, _Live] = {}
-        self._quotes: dict[str, Quote] = {}
-        self._paid: dict[str, tuple[Quote, Receipt]] = {}
-        self._lock = threading.Lock()
+        self.undelivered_after = undelivered_after
+        self._lock = threading.Lock()  # guards the cache and the sweep's schedule (no session state)
         self._cache: dict[str, tuple[float, object]] = {}
+        self._next_sweep = 0.0
 
     # -- step 1 -------------------------------------------------------------------------------------
 
@@ -442,6 +551,7 @@ class IssuanceCenter:
         except (BadSignature, UntrustedCertificate, CertificateNotValid, InvalidInput) as exc:
             raise CenterRefused.wrap(CenterReason.CARD_INVALID, exc) from exc
         ref = CertificateRef.parse(result.generation, result.serial)
+        token = self.token_source()
         with transaction(self.factory) as s:
             # The nonce is used once across every process of the center (the database ledger).
             if not once.commit(NonceLedger(s)):
@@ -452,18 +562,24 @@ class IssuanceCenter:
                 holder = HolderLookup(s, self.clock, CENTER_PRINCIPAL).holder(ref, purpose=PURPOSE)
             except (NotFound, RuleViolation) as exc:
                 raise CenterRefused.wrap(CenterReason.HOLDER_UNKNOWN, exc) from exc
-        name = self._municipality_name(holder.lg_code)
-        now = self.clock.now()
-        live = _Live(
-            CenterSession(
-                self.token_source(), challenge.kiosk_id, holder.lg_code, name, now + self.session_ttl
-            ),
-            ref,
-        )
-        with self._lock:
-            self._expire(now)
-            self._sessions[live.session.token] = live
-        return live.session
+            name = self._municipality_name(holder.lg_code)
+            now = self.clock.now()
+            session = CenterSession(token, challenge.kiosk_id, holder.lg_code, name, now + self.session_ttl)
+            sweep_expired(s, now)
+            s.add(
+                CenterSessionRow(
+                    token_sha256=_sha256(token),
+                    kiosk_id=session.kiosk_id,
+                    lg_code=session.lg_code,
+                    municipality=session.municipality,
+                    cert_generation=ref.generation,
+                    cert_serial=ref.serial,
+                    created_at=now,
+                    expires_at=session.expires_at,
+                )
+            )
+        self._sweep_now_and_then()
+        return session
 
     # -- step 3 -------------------------------------------------------------------------------------
 
@@ -562,8 +678,23 @@ class IssuanceCenter:
                 server,
                 min(now + self.session_ttl, live.session.expires_at),
             )
-            with self._lock:
-                self._quotes[quote.request_id] = quote
+            with transaction(self.factory) as s:
+                s.add(
+                    CenterQuoteRow(
+                        request_id=quote.request_id,
+                        token_sha256=_sha256(live.session.token),
+                        kiosk_id=quote.kiosk_id,
+                        kind=quote.kind.value,
+                        options=_options_json(quote.options),
+                        copies=quote.copies,
+                        fee=quote.fee,
+                        lg_code=quote.lg_code,
+                        server=quote.server.value,
+                        created_at=now,
+                        expires_at=quote.expires_at,
+                        state=QUOTED,
+                    )
+                )
             return quote
         except CenterRefused as exc:
             self._log_refusal(session.kiosk_id, Stage.REQUEST, exc, started)
@@ -575,27 +706,37 @@ class IssuanceCenter:
         started = self.clock.now()
         try:
             now = self.clock.now()
-            with self._lock:
-                stored = self._quotes.get(getattr(quote, "request_id", ""))
-                if stored is None or stored.expires_at < now:
+            rid = getattr(quote, "request_id", "")
+            with transaction(self.factory) as s:
+                row = s.get(CenterQuoteRow, rid) if isinstance(rid, str) and rid else None
+                if row is None or row.state != QUOTED or row.expires_at < now:
                     raise CenterRefused.of(
                         CenterReason.QUOTE_UNKNOWN, "unknown or expired request id", field="要求番号"
                     )
+                stored = _quote_of(row, getattr(quote, "token", ""))
                 if stored != quote:
                     raise CenterRefused.of(
                         CenterReason.QUOTE_TAMPERED, "the quote differs from the center's", field="要求番号"
                     )
-                if stored.token not in self._sessions:
+                if s.get(CenterSessionRow, row.token_sha256) is None:
                     raise CenterRefused.of(CenterReason.SESSION_UNKNOWN, "the session ended", field="session")
                 paid = stored.fee if amount is None else amount
                 if paid != stored.fee:
                     raise CenterRefused.of(
                         CenterReason.PAYMENT_MISMATCH, f"paid {paid}, fee {stored.fee}", field="手数料"
                     )
-                del self._quotes[stored.request_id]
-                receipt = Receipt(stored.request_id, paid, now)
-                self._paid[stored.request_id] = (stored, receipt)
-            return receipt
+                # Paid once: of two processes paying the same quote, the second updates nothing.
+                done = s.execute(
+                    update(CenterQuoteRow)
+                    .where(CenterQuoteRow.request_id == rid, CenterQuoteRow.state == QUOTED)
+                    .values(state=PAID, paid_amount=paid, paid_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    raise CenterRefused.of(
+                        CenterReason.QUOTE_UNKNOWN, "the request was paid meanwhile", field="要求番号"
+                    )
+            return Receipt(stored.request_id, paid, now)
         except CenterRefused as exc:
             self._log_refusal(getattr(quote, "kiosk_id", "?")[:32], Stage.PAY, exc, started, quote=quote)
             raise
@@ -631,15 +772,14 @@ class IssuanceCenter:
     def issue(self, session: CenterSession, receipt: Receipt) -> IssuedCertificate:
         """Issue the paid request: route, build, bind, render, sign, register, bind again, log."""
         started = self.clock.now()
-        with self._lock:
-            entry = self._paid.pop(getattr(receipt, "request_id", ""), None)
-        quote = entry[0] if entry else None
+        row = self._take_receipt(getattr(receipt, "request_id", ""))
+        quote = _quote_of(row, getattr(session, "token", "")) if row is not None else None
         try:
-            if entry is None:
+            if row is None or quote is None:
                 raise CenterRefused.of(
                     CenterReason.NOT_PAID, "no payment for this request id", field="要求番号"
                 )
-            quote, held = entry
+            held = _receipt_of(row)
             if held != receipt:
                 raise CenterRefused.of(CenterReason.QUOTE_TAMPERED, "the receipt differs", field="要求番号")
             live = self._live(session)
@@ -656,8 +796,36 @@ class IssuanceCenter:
                     CenterReason.ISSUER_FAILED, type(exc).__name__, field="証明書"
                 ) from exc
         except CenterRefused as exc:
-            self._log_refusal(getattr(session, "kiosk_id", "?")[:32], Stage.ISSUE, exc, started, quote=quote)
+            self._log_refusal(
+                getattr(session, "kiosk_id", "?")[:32],
+                Stage.ISSUE,
+                exc,
+                started,
+                quote=quote,
+                certificate_number=exc.certificate_number,
+            )
             raise
+
+    def _take_receipt(self, request_id: object) -> CenterQuoteRow | None:
+        """The paid request ``request_id``, its receipt used up (state ``used``) in a short
+        transaction of its own: a receipt is used once, whatever comes of the issue (a refusal
+        charges nothing). Of two processes racing, the second updates nothing and gets None."""
+        if not isinstance(request_id, str) or not request_id:
+            return None
+        with transaction(self.factory) as s:
+            row = s.get(CenterQuoteRow, request_id)
+            if row is None or row.state != PAID:
+                return None
+            done = s.execute(
+                update(CenterQuoteRow)
+                .where(CenterQuoteRow.request_id == request_id, CenterQuoteRow.state == PAID)
+                .values(state=USED)
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            s.expunge(row)
+        return row
 
     def _issue(self, live: _Live, quote: Quote, started: dt.datetime) -> IssuedCertificate:
         rid = quote.request_id
@@ -700,7 +868,37 @@ class IssuanceCenter:
             raise
         except JlisError as exc:
             raise CenterRefused.wrap(_reason_for(exc), exc) from exc
-        # Render and sign outside any writing transaction (SQLite's one write lock), then register.
+        # The number is committed. From here on a failure voids it (the row says why) before the
+        # refusal goes back: the number never stays without a document and without saying so.
+        try:
+            doc = self._deliver(content, resident_code, quote, started)
+        except Exception as exc:
+            refusal = _as_refusal(exc)
+            refusal.certificate_number = self._void(content, refusal)
+            if refusal is exc:
+                raise
+            raise refusal from exc
+        return IssuedCertificate(
+            request_id=rid,
+            kiosk_id=quote.kiosk_id,
+            kind=quote.kind,
+            lg_code=quote.lg_code,
+            server=quote.server,
+            copies=quote.copies,
+            fee=quote.fee,
+            certificate_number=doc.certificate_number,
+            verification_code=doc.code,
+            verify_url=f"{self.base_url}/verify?n={doc.certificate_number}&c={doc.code}",
+            sha256=doc.sha256,
+            signer_serial=doc.signer_serial,
+            issued_at=doc.issued_at,
+            pdf=doc.pdf,
+        )
+
+    def _deliver(self, content: Any, resident_code: str, quote: Quote, started: dt.datetime) -> Any:
+        """Render and sign outside any writing transaction (SQLite's one write lock), then, in one
+        short transaction: the binding again, the issuance row ``issued``, the register, the log."""
+        rid = quote.request_id
         try:
             with self.factory() as r:
                 read_only(r)
@@ -710,6 +908,7 @@ class IssuanceCenter:
             )
             with transaction(self.factory) as s:
                 verify_binding(s, content, resident_code)
+                mark_issued(s, content, prepared.sha256, self.clock.now())
                 doc = self._documents(s).register(prepared, actor=CENTER_ID)
                 render_mod.check_binding(
                     doc.pdf, certificate_number=content.certificate_number, request_id=rid
@@ -739,22 +938,20 @@ class IssuanceCenter:
                 )
         except JlisError as exc:
             raise CenterRefused.wrap(_reason_for(exc), exc) from exc
-        return IssuedCertificate(
-            request_id=rid,
-            kiosk_id=quote.kiosk_id,
-            kind=quote.kind,
-            lg_code=quote.lg_code,
-            server=quote.server,
-            copies=quote.copies,
-            fee=quote.fee,
-            certificate_number=doc.certificate_number,
-            verification_code=doc.code,
-            verify_url=f"{self.base_url}/verify?n={doc.certificate_number}&c={doc.code}",
-            sha256=doc.sha256,
-            signer_serial=doc.signer_serial,
-            issued_at=doc.issued_at,
-            pdf=doc.pdf,
-        )
+        return doc
+
+    def _void(self, content: Any, refusal: CenterRefused) -> str | None:
+        """Void the issuance row of ``content`` (in its own transaction); the voided number, or None
+        if it could not be voided now (then :meth:`sweep` voids it after ``undelivered_after``)."""
+        reason = f"{refusal.code}: {refusal.detail}" if refusal.detail else refusal.code
+        try:
+            with transaction(self.factory) as s:
+                return void_issuance(
+                    s, self.clock, content.lg_code, content.request_id, reason, actor=CENTER_ID
+                )
+        except Exception:
+            LOG.exception("could not void certificate %s; the sweep will", content.certificate_number)
+            return None
 
     def _documents(self, s: Session) -> CertificateDocuments:
         ca = OrganisationCA(s, self.clock, self.container.keystore, self.base_url, rng=self.container.rng)
@@ -781,42 +978,47 @@ class IssuanceCenter:
 
     def close(self, session: CenterSession) -> None:
         """The resident took the card: the session, its quotes and held payments end (released)."""
-        with self._lock:
-            self._sessions.pop(session.token, None)
-            for rid in [r for r, q in self._quotes.items() if q.token == session.token]:
-                del self._quotes[rid]
-            for rid in [r for r, (q, _) in self._paid.items() if q.token == session.token]:
-                del self._paid[rid]
+        digest = _token_hash(getattr(session, "token", None))
+        if digest is None:
+            return
+        with transaction(self.factory) as s:
+            s.execute(delete(CenterQuoteRow).where(CenterQuoteRow.token_sha256 == digest))
+            s.execute(delete(CenterSessionRow).where(CenterSessionRow.token_sha256 == digest))
+
+    def sweep(self) -> tuple[int, int]:
+        """Housekeeping, in one short transaction: a batch of expired sessions and quotes deleted,
+        and a batch of issuance rows left numbered past ``undelivered_after`` settled (``issued`` if
+        their document is registered, ``void`` otherwise). Returns (issued, voided). Logins run it
+        at most every :data:`SWEEP_SECONDS` per process; ``jlis kiosk center sweep`` runs it too."""
+        with transaction(self.factory) as s:
+            return sweep_center(s, self.clock, undelivered_after=self.undelivered_after)
 
     # -- look-ups for the HTTP adapter (which holds only tokens and request ids) -----------------------
 
     def session_by_token(self, kiosk_id: str, token: str) -> CenterSession:
         """The live session ``token`` of ``kiosk_id`` (another kiosk's token is refused)."""
-        with self._lock:
-            live = self._sessions.get(token or "")
-        if live is None or live.session.kiosk_id != kiosk_id:
+        row = self._session_row(token)
+        if row is None or row.kiosk_id != kiosk_id:
             refusal = CenterRefused.of(CenterReason.SESSION_UNKNOWN, "unknown session token", field="session")
             self._log_refusal(kiosk_id, Stage.REQUEST, refusal, self.clock.now())
             raise refusal
-        return live.session
+        return _session_of(row, token)
 
     def quote_by_id(self, session: CenterSession, request_id: str) -> Quote:
-        with self._lock:
-            quote = self._quotes.get(request_id or "")
-        if quote is None or quote.token != session.token:
+        row = self._quote_row(request_id, QUOTED)
+        if row is None or _token_hash(session.token) != row.token_sha256:
             refusal = CenterRefused.of(CenterReason.QUOTE_UNKNOWN, "no such request here", field="要求番号")
             self._log_refusal(session.kiosk_id, Stage.PAY, refusal, self.clock.now())
             raise refusal
-        return quote
+        return _quote_of(row, session.token)
 
     def receipt_by_id(self, session: CenterSession, request_id: str) -> Receipt:
-        with self._lock:
-            entry = self._paid.get(request_id or "")
-        if entry is None or entry[0].token != session.token:
+        row = self._quote_row(request_id, PAID)
+        if row is None or _token_hash(session.token) != row.token_sha256:
             refusal = CenterRefused.of(CenterReason.NOT_PAID, "no payment for the request", field="要求番号")
             self._log_refusal(session.kiosk_id, Stage.ISSUE, refusal, self.clock.now())
             raise refusal
-        return entry[1]
+        return _receipt_of(row)
 
     def log(self, *, limit: int = 100, kiosk_id: str | None = None) -> list[CenterLogRow]:
         with self.factory() as s:
@@ -832,22 +1034,51 @@ class IssuanceCenter:
 
     def _live(self, session: CenterSession) -> _Live:
         now = self.clock.now()
-        with self._lock:
-            live = self._sessions.get(getattr(session, "token", ""))
-            if live is not None and live.session.expires_at < now:
-                del self._sessions[live.session.token]
-                live = None
+        token = getattr(session, "token", "")
+        row = self._session_row(token)
+        live = None
+        if row is not None and row.expires_at >= now:
+            live = _Live(_session_of(row, token), CertificateRef(row.cert_generation, row.cert_serial))
         if live is None or live.session != session:
             raise CenterRefused.of(
                 CenterReason.SESSION_UNKNOWN, "unknown, expired or altered session", field="session"
             )
         return live
 
-    def _expire(self, now: dt.datetime) -> None:
-        for token in [t for t, live in self._sessions.items() if live.session.expires_at < now]:
-            del self._sessions[token]
-        for rid in [r for r, q in self._quotes.items() if q.expires_at < now]:
-            del self._quotes[rid]
+    def _session_row(self, token: object) -> CenterSessionRow | None:
+        digest = _token_hash(token)
+        if digest is None:
+            return None
+        with self.factory() as r:
+            read_only(r)
+            row = r.get(CenterSessionRow, digest)
+            if row is not None:
+                r.expunge(row)
+            return row
+
+    def _quote_row(self, request_id: object, state: str) -> CenterQuoteRow | None:
+        if not isinstance(request_id, str) or not request_id or len(request_id) > 64:
+            return None
+        with self.factory() as r:
+            read_only(r)
+            row = r.get(CenterQuoteRow, request_id)
+            if row is None or row.state != state:
+                return None
+            r.expunge(row)
+            return row
+
+    def _sweep_now_and_then(self) -> None:
+        """:meth:`sweep` at most every :data:`SWEEP_SECONDS` in this process; a failure is logged and
+        left to the next time (a login never fails because of housekeeping)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_SECONDS
+        try:
+            self.sweep()
+        except Exception:
+            LOG.exception("the issuance center's sweep failed; it runs again later")
 
     def _known_municipality(self, lg_code: str) -> str:
         try:
@@ -922,8 +1153,10 @@ class IssuanceCenter:
         started: dt.datetime,
         *,
         quote: Any = None,
+        certificate_number: str | None = None,
     ) -> None:
-        """A refusal in the issuance log, in its own transaction (the request's was rolled back)."""
+        """A refusal in the issuance log, in its own transaction (the request's was rolled back).
+        ``certificate_number``: the number voided by this refusal, if one had been committed."""
         q = quote if isinstance(quote, Quote) else None
         with transaction(self.factory) as s:
             rid = q.request_id if q is not None else None
@@ -940,13 +1173,21 @@ class IssuanceCenter:
                     copies=q.copies if q else None,
                     fee=q.fee if q else None,
                     charged=0,
-                    certificate_number=None,
+                    certificate_number=certificate_number,
                     document_sha256=None,
                     signer_serial=None,
                     started_at=started,
                     finished_at=self.clock.now(),
                 )
             )
+
+
+def _as_refusal(exc: Exception) -> CenterRefused:
+    if isinstance(exc, CenterRefused):
+        return exc
+    if isinstance(exc, JlisError):
+        return CenterRefused.wrap(_reason_for(exc), exc)
+    return CenterRefused.of(CenterReason.ISSUER_FAILED, type(exc).__name__, field="証明書")
 
 
 _BINDING_RULES = ("must match", "this request", "this certificate", "must have been answered")

@@ -37,7 +37,7 @@ from jlis.kiosk.issuer.models import (
     SealRegistration,
 )
 from jlis.kiosk.issuer.seals import SealRegister
-from jlis.kiosk.issuer.server import CertificateServer
+from jlis.kiosk.issuer.server import CertificateServer, mark_issued
 from jlis.registry.models import parse_date
 from jlis.web.deps import get_container, staff_of_path
 
@@ -306,11 +306,13 @@ def issue_certificate(
             registry=container.registry,
             geography=container.geography,
         )
-        return CertificateOut.of(
-            server.issue_content(
-                body.resident_code, body.kind, options, body.request_id, container.clock.now()
-            )
+        content = server.issue_content(
+            body.resident_code, body.kind, options, body.request_id, container.clock.now()
         )
+        # Delivered as it is returned (the counter prints it by its own means): the number is
+        # issued now, with no document registered — /verify knows only registered PDFs.
+        mark_issued(s, content, None, container.clock.now())
+        return CertificateOut.of(content)
 
     return run(request, action)
 
@@ -349,6 +351,7 @@ def issue_certificate_pdf(
         check_binding(
             issued.pdf, certificate_number=content.certificate_number, request_id=content.request_id
         )
+        mark_issued(s, content, issued.sha256, container.clock.now())
         return Response(
             issued.pdf,
             media_type="application/pdf",

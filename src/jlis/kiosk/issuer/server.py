@@ -6,6 +6,12 @@ request id not yet answered; then the person's data, read through the register's
 (it audits its own reads) and this package's services (audited here). Nothing is written until
 every rule has passed; then one ``kiosk_issuances`` row gives the certificate number and binds
 the request id to the subject, the kind and the content's hash. On a refusal the caller rolls back.
+
+The row starts ``numbered``. Whoever renders and registers the document settles it:
+:func:`mark_issued` in the registering transaction, or :func:`void_issuance` when the document
+failed after the number was committed. :func:`sweep_undelivered` settles rows left ``numbered``
+past a timeout (``issued`` if the register has their document, ``void`` otherwise), so a
+certificate number never dangles without a document and without saying so.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +41,7 @@ from jlis.kiosk.issuer.koseki import DEATH, KosekiBook
 from jlis.kiosk.issuer.models import IssueOptions, check_request_id
 from jlis.kiosk.issuer.policy import IssuerPolicy, PolicyBook, load_policies
 from jlis.kiosk.issuer.seals import RegisterFactory, SealRegister
-from jlis.kiosk.issuer.tables import IssuanceRow
+from jlis.kiosk.issuer.tables import ISSUED, NUMBERED, VOID, IssuanceRow
 from jlis.kiosk.issuer.tax import TaxRoll
 from jlis.masters import Geography
 from jlis.registry import Status
@@ -277,6 +283,7 @@ class CertificateServer:
             resident_code=code,
             issued_at=now,
             actor=self.principal.actor,
+            state=NUMBERED,
         )
         self.s.add(row)
         self.s.flush()
@@ -323,6 +330,135 @@ def verify_binding(session: Session, content: CertificateContent, resident_code:
     for field, ok in checks:
         if not ok:
             raise RuleViolation(field, "must match what was issued for the request id")
+
+
+# ------------------------------------------------------------------ settling a numbered row
+
+UNDELIVERED_AFTER = dt.timedelta(minutes=10)  # far above any render + sign (~40 ms, seconds under load)
+SWEEP_BATCH = 100
+MAX_VOID_REASON = 200
+
+
+def mark_issued(
+    session: Session, content: CertificateContent, document_sha256: str | None, now: dt.datetime
+) -> None:
+    """In the transaction that registers the signed document: the issuance row of ``content`` goes
+    from ``numbered`` to ``issued`` with the document's SHA-256 (None: the content itself was the
+    delivery, as on the counter's content route, and no document is registered). A conditional
+    UPDATE (it also locks the row): a row voided meanwhile (by :func:`sweep_undelivered` or a
+    failed twin) is not revived — :class:`RuleViolation`, and the caller rolls the registration
+    back."""
+    t = IssuanceRow
+    done = session.execute(
+        update(t)
+        .where(
+            t.lg_code == content.lg_code,
+            t.request_id == content.request_id,
+            t.certificate_number == content.certificate_number,
+            t.state == NUMBERED,
+        )
+        .values(state=ISSUED, document_sha256=document_sha256, settled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuleViolation("証明書番号", "must be numbered and not yet issued or void")
+
+
+def void_issuance(
+    session: Session, clock: Clock, lg_code: str, request_id: str, reason: str, *, actor: str
+) -> str | None:
+    """The document for ``request_id`` failed after its number was committed: the row becomes
+    ``void`` with ``reason`` (English, for the log) and an ``issue.void`` entry goes to the audit
+    chain. Returns the voided certificate number; None when the row is not ``numbered`` (already
+    issued or void, or unknown): an issued row is never voided."""
+    t = IssuanceRow
+    row = session.execute(
+        select(t).where(t.lg_code == lg_code, t.request_id == request_id, t.state == NUMBERED)
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    return _void(session, clock, row, reason, actor=actor)
+
+
+def _void(session: Session, clock: Clock, row: IssuanceRow, reason: str, *, actor: str) -> str | None:
+    now = clock.now()
+    reason = (reason or "void").strip()[:MAX_VOID_REASON]
+    t = IssuanceRow
+    done = session.execute(
+        update(t)
+        .where(t.id == row.id, t.state == NUMBERED)
+        .values(state=VOID, void_reason=reason, settled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    ACCESS_LOG.append(
+        session,
+        at=now,
+        actor=actor,
+        action="issue.void",
+        subject=row.resident_code,
+        details={
+            "system": SYSTEM,
+            "lg_code": row.lg_code,
+            "kind": row.kind,
+            "request_id": row.request_id,
+            "certificate_number": row.certificate_number,
+            "reason": reason,
+        },
+    )
+    return row.certificate_number
+
+
+def sweep_undelivered(
+    session: Session,
+    clock: Clock,
+    *,
+    older_than: dt.timedelta = UNDELIVERED_AFTER,
+    limit: int = SWEEP_BATCH,
+    actor: str = "sweep",
+) -> tuple[int, int]:
+    """Settle up to ``limit`` rows still ``numbered`` ``older_than`` after numbering: ``issued`` when
+    the register of documents (``jlis.kiosk.pdf``) has the number (the counter's PDF route registers
+    in the numbering transaction), ``void`` (reason ``undelivered``) otherwise — the process that was
+    to render it died, or only the content was asked for. Returns (issued, voided). On PostgreSQL
+    rows another sweeper or a registering transaction holds are skipped, never waited for."""
+    from jlis.kiosk.pdf.tables import IssuedDocumentRow
+
+    t = IssuanceRow
+    cutoff = clock.now() - older_than
+    stmt = select(t).where(t.state == NUMBERED, t.issued_at < cutoff).order_by(t.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    if not rows:
+        return 0, 0
+    numbers = [r.certificate_number for r in rows if r.certificate_number]
+    documents = {
+        number: sha
+        for number, sha in session.execute(
+            select(IssuedDocumentRow.certificate_number, IssuedDocumentRow.sha256).where(
+                IssuedDocumentRow.certificate_number.in_(numbers)
+            )
+        )
+    }
+    issued = voided = 0
+    now = clock.now()
+    for row in rows:
+        sha = documents.get(row.certificate_number or "")
+        if sha is not None:
+            session.execute(
+                update(t)
+                .where(t.id == row.id, t.state == NUMBERED)
+                .values(state=ISSUED, document_sha256=sha, settled_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            issued += 1
+        elif _void(
+            session, clock, row, f"undelivered: no document registered within {older_than}", actor=actor
+        ):
+            voided += 1
+    return issued, voided
 
 
 def certificate_number(lg_code: str, issued_on: dt.date, serial: int) -> str:

@@ -9,6 +9,7 @@ import datetime as dt
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -142,9 +143,19 @@ class DvFlagRow(Base):
     __table_args__ = (Index("ix_kiosk_dv_flags", "lg_code", "resident_code"),)
 
 
+NUMBERED = "numbered"  # the content and its number were made; no document registered yet
+ISSUED = "issued"  # the signed document with this number is in the register (its SHA-256 here)
+VOID = "void"  # no document will ever carry this number (``void_reason`` says why)
+
+
 class IssuanceRow(Base):
     """The issuer's log of issued contents: which request got which certificate number for whom,
-    and the hash of the content (never the content). A request id is answered once."""
+    and the hash of the content (never the content). A request id is answered once.
+
+    ``state``: ``numbered`` when the content is made; ``issued`` once the signed document is
+    registered (``document_sha256``); ``void`` when the document failed after numbering, or when a
+    numbered row had no registered document after a timeout (``sweep_undelivered``): a number is
+    never left dangling without saying so."""
 
     __tablename__ = "kiosk_issuances"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -156,4 +167,12 @@ class IssuanceRow(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     actor: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    __table_args__ = (UniqueConstraint("lg_code", "request_id"),)
+    state: Mapped[str] = mapped_column(String(8), default=NUMBERED, server_default=NUMBERED)
+    document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    settled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)  # issued or void
+    void_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("lg_code", "request_id"),
+        CheckConstraint("state IN ('numbered', 'issued', 'void')", name="state_known"),
+        Index("ix_kiosk_issuances_state", "state", "issued_at"),
+    )

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from jlis.clock import JST
 from jlis.errors import InvalidInput, JlisError
-from jlis.jpki.rp.login import LoginResponse
+from jlis.jpki.rp.errors import MalformedMessage
+from jlis.jpki.rp.login import Challenge, LoginResponse
 from jlis.kiosk.content import CertificateKind
 from jlis.kiosk.issuer.models import DEFAULT_RESIDENT_ITEMS, RESIDENT_ITEMS, IssueOptions
 from jlis.kiosk.screen.port import CenterRefused, CenterVisit, Menu, Offer, Option, Printout, Quote
@@ -96,39 +97,43 @@ class InProcessCenter:
 
     # -- the card ------------------------------------------------------------------------------
 
-    def challenge(self) -> tuple[object, str]:
+    def challenge(self) -> str:
         try:
             challenge = self.center.open_session(self.kiosk_id)
         except JlisError as exc:
             raise _refusal(exc) from exc
-        return challenge, challenge.text
+        return challenge.text
 
-    def card_failed(self, challenge: object, error: Exception) -> CenterRefused:
-        """The card reader's failure (wrong PIN, blocked PIN), reported to the center for its log."""
+    def _challenge(self, text: str) -> center_models.KioskChallenge:
+        """The center's challenge again from its text (the kiosk keeps only the text): this kiosk's,
+        expiring when the text says (the center checks both against what it issued)."""
         from jlis.kiosk.center.models import KioskChallenge
 
-        if not isinstance(challenge, KioskChallenge):
-            raise InvalidInput("challenge", "must be the center's challenge")
-        return _refusal(self.center.card_refused(challenge, error))
-
-    def authenticate(self, challenge: object, answer: LoginResponse) -> CenterVisit:
-        from jlis.kiosk.center.models import KioskChallenge
-
-        if not isinstance(challenge, KioskChallenge):
-            raise InvalidInput("challenge", "must be the center's challenge")
         try:
-            session = self.center.authenticate(challenge, answer)
+            expires_at = Challenge.from_text(text).expires_at
+        except MalformedMessage:
+            raise CenterRefused("challenge_unknown", _AGAIN_SESSION, fatal=True) from None
+        return KioskChallenge(self.kiosk_id, text, expires_at)
+
+    def card_failed(self, challenge: str, error: Exception) -> CenterRefused:
+        """The card reader's failure (wrong PIN, blocked PIN), reported to the center for its log."""
+        return _refusal(self.center.card_refused(self._challenge(challenge), error))
+
+    def authenticate(self, challenge: str, answer: LoginResponse) -> CenterVisit:
+        held = self._challenge(challenge)
+        try:
+            session = self.center.authenticate(held, answer)
         except JlisError as exc:
             refusal = _refusal(exc)
             refusal.fatal = True  # a card the center refused cannot go on
             raise refusal from exc
-        return CenterVisit(session, session.expires_at)
+        return CenterVisit(session.token, session.expires_at)
 
     # -- the menu and the request --------------------------------------------------------------
 
     def menu(self, visit: CenterVisit) -> Menu:
         try:
-            menu = self.center.menu(_session(visit))
+            menu = self.center.menu(self._session(visit))
         except JlisError as exc:
             raise _refusal(exc) from exc
         from jlis.kiosk.center.models import MAX_COPIES
@@ -137,7 +142,7 @@ class InProcessCenter:
         return Menu(menu.municipality, offers, MAX_COPIES)
 
     def quote(self, visit: CenterVisit, kind: str, options: Mapping[str, object], copies: int) -> Quote:
-        session = _session(visit)
+        session = self._session(visit)
         try:
             k = CertificateKind(kind)
         except ValueError:
@@ -161,36 +166,38 @@ class InProcessCenter:
             copies=quote.copies,
             fee=quote.fee,
             choices=describe(quote.kind, quote.options),
-            handle=quote,
         )
 
     def pay_and_issue(self, visit: CenterVisit, quote: Quote, paid: int) -> Printout:
-        from jlis.kiosk.center.models import Quote as HeldQuote
-
-        session = _session(visit)
-        if not isinstance(quote.handle, HeldQuote):
-            raise CenterRefused("quote_unknown", _AGAIN_QUOTE)
+        session = self._session(visit)
         try:
-            receipt = self.center.pay(quote.handle, paid)
+            held = self.center.quote_by_id(session, quote.quote_id)
+            receipt = self.center.pay(held, paid)
             issued = self.center.issue(session, receipt)
         except JlisError as exc:
             raise _refusal(exc) from exc
         return _printout(issued)
 
     def close(self, visit: CenterVisit) -> None:
-        self.center.close(_session(visit))
+        """The card was taken: the center ends the session of this token (its quotes and held
+        payments with it). Nothing is looked up first: a session the center already forgot is no
+        refusal to log."""
+        from jlis.kiosk.center.models import CenterSession
+
+        expires_at = visit.expires_at or self.center.clock.now()
+        self.center.close(CenterSession(visit.handle, self.kiosk_id, "", "", expires_at))
+
+    def _session(self, visit: CenterVisit) -> center_models.CenterSession:
+        """The center's live session of the visit's token (the kiosk keeps only the token)."""
+        if not isinstance(visit.handle, str) or not visit.handle:
+            raise CenterRefused("session_unknown", _AGAIN_SESSION, fatal=True)
+        try:
+            return self.center.session_by_token(self.kiosk_id, visit.handle)
+        except JlisError as exc:
+            raise _refusal(exc) from exc
 
 
-_AGAIN_QUOTE = "この要求は無効か、有効期限が切れています。はじめからやり直してください。"
 _AGAIN_SESSION = "操作の有効期限が切れたか、無効な要求です。はじめからやり直してください。"
-
-
-def _session(visit: CenterVisit) -> center_models.CenterSession:
-    from jlis.kiosk.center.models import CenterSession
-
-    if not isinstance(visit.handle, CenterSession):
-        raise CenterRefused("session_unknown", _AGAIN_SESSION, fatal=True)
-    return visit.handle
 
 
 def offers_of(menu: center_models.Menu, today: dt.date) -> tuple[Offer, ...]:

@@ -14,7 +14,6 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jlis.clock import JST, Clock
@@ -51,11 +50,6 @@ class HttpClient(Protocol):
     def delete(self, url: str, *, headers: Mapping[str, str] | None = ...) -> Any: ...
 
 
-@dataclass(frozen=True)
-class _Challenge:
-    text: str
-
-
 class HttpCenter:
     """The screen's :class:`KioskCenter` over the center's HTTP API, as the kiosk of ``token``."""
 
@@ -84,11 +78,11 @@ class HttpCenter:
 
     # -- the calls -----------------------------------------------------------------------------
 
-    def challenge(self) -> tuple[object, str]:
+    def challenge(self) -> str:
         body = self._answer(self.client.post(f"{PATH}/sessions", headers=self._headers()))
-        return _Challenge(body["challenge"]), body["challenge"]
+        return str(body["challenge"])
 
-    def card_failed(self, challenge: object, error: Exception) -> CenterRefused:
+    def card_failed(self, challenge: str, error: Exception) -> CenterRefused:
         from jlis.card.chip.errors import PinBlocked, WrongPin
 
         kind = "unreadable"
@@ -97,15 +91,15 @@ class HttpCenter:
         elif isinstance(error, PinBlocked):
             kind = "pin_blocked"
         payload = {
-            "challenge": _text_of(challenge),
+            "challenge": challenge,
             "error": kind,
             "tries_left": error.tries_left if isinstance(error, WrongPin) else 0,
         }
         response = self.client.post(f"{PATH}/sessions/card-error", json=payload, headers=self._headers())
         return _refusal(response.status_code, _json(response))
 
-    def authenticate(self, challenge: object, answer: LoginResponse) -> CenterVisit:
-        payload = {"challenge": _text_of(challenge), **answer.to_dict()}
+    def authenticate(self, challenge: str, answer: LoginResponse) -> CenterVisit:
+        payload = {"challenge": challenge, **answer.to_dict()}
         try:
             body = self._answer(
                 self.client.post(f"{PATH}/sessions/login", json=payload, headers=self._headers())
@@ -166,7 +160,6 @@ class HttpCenter:
             copies=int(body["copies"]),
             fee=int(body["fee"]),
             choices=describe(k, chosen),
-            handle=body["request_id"],
         )
 
     def pay_and_issue(self, visit: CenterVisit, quote: Quote, paid: int) -> Printout:
@@ -204,12 +197,6 @@ def _json(response: HttpResponse) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _text_of(challenge: object) -> str:
-    if not isinstance(challenge, _Challenge):
-        raise InvalidInput("challenge", "must be the center's challenge")
-    return challenge.text
 
 
 def _refusal(status: int, body: Mapping[str, Any]) -> CenterRefused:

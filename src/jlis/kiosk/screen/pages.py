@@ -8,13 +8,16 @@ Three parties, kept apart in the code as on the street:
 
 - the **card reader** (:mod:`.reader`): the card file set on the reader signs the center's challenge
   after the PIN; only the certificate and the signature leave it;
-- the **kiosk** (this module, :mod:`.visits`): the screen and its memory of the visit;
+- the **kiosk** (this module, :mod:`.visits`): the screen and its memory of the visit (a table,
+  so that every worker process of ``jlis serve --workers N`` serves the same visits);
 - the **issuance center**, reached only through :class:`.port.KioskCenter` (in-process by default:
   :mod:`.adapter`; ``app.state.kiosk_screen_center`` may hold any other implementation).
 
 The browser holds a random visit token (cookie ``jlis_kiosk``, path ``/kiosk``); every form carries a
 CSRF token derived from it. No sign-in: the card is the credential, and everything the kiosk holds is
-dropped when the visit ends.
+dropped when the visit ends. The routes of a visit carry the guard :func:`jlis.web.deps.kiosk_visit`
+(the visit's cookie and form token, checked here); only the start screen, its stylesheet, the start
+of a visit and the goodbye screen are :func:`~jlis.web.deps.public`.
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ from starlette.datastructures import UploadFile
 from jlis.card.chip.errors import PinBlocked, WrongPin
 from jlis.errors import Forbidden, InvalidInput, JlisError
 from jlis.kiosk.screen import messages
-from jlis.kiosk.screen.port import CenterRefused, KioskCenter, Offer
+from jlis.kiosk.screen.port import CenterRefused, CenterVisit, KioskCenter, Offer
 from jlis.kiosk.screen.reader import MAX_CARD_FILE, CardSlot, check_pin, demo_cards
-from jlis.kiosk.screen.visits import Step, Visit, Visits, csrf_for
-from jlis.web.deps import CSRF_FIELD, get_container, public
+from jlis.kiosk.screen.visits import Outcome, Step, Visit, Visits, csrf_for
+from jlis.web.deps import CSRF_FIELD, get_container, kiosk_visit, public
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -48,21 +51,25 @@ STYLESHEET = PACKAGE_DIR / "static" / "kiosk.css"
 COOKIE = "jlis_kiosk"
 MAX_TEXT_OPTION = 20
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() accepts １ and ١
-LOCK_WAIT = 60.0  # seconds a second submission of the same visit waits for the first
 BASE = "/kiosk"
+UPLOADS = "kiosk-screen/cards"  # under the data dir: the uploaded card files of visits in progress
 
-router = APIRouter(prefix=BASE, include_in_schema=False, dependencies=[Depends(public)])
+router = APIRouter(prefix=BASE, include_in_schema=False)
+OPEN = [Depends(public)]  # the start screen, its stylesheet, a new visit, the goodbye screen
+VISIT = [Depends(kiosk_visit)]  # a visit's pages: its cookie, and its form token on a POST
 
 # ----------------------------------------------------------------------------------------- wiring
 
 
 @dataclass
 class KioskScreen:
-    """One kiosk: its center connection, its visits, the demo cards it offers."""
+    """One kiosk: its center connection, its visits, the demo cards it offers, where uploaded card
+    files are kept while their visit lasts."""
 
     center: KioskCenter
     visits: Visits
     cards_dir: Path
+    uploads_dir: Path
     shop: str = "jlis デモ店"
 
 
@@ -72,7 +79,8 @@ _screen_lock = threading.Lock()
 def screen_of(request: Request) -> KioskScreen:
     """The app's kiosk, made on first use: ``app.state.kiosk_screen_center`` (a :class:`KioskCenter`)
     or the app's in-process center (:meth:`InProcessCenter.for_app`); demo cards from
-    ``app.state.kiosk_cards_dir`` or ``<data dir>/cards``."""
+    ``app.state.kiosk_cards_dir`` or ``<data dir>/cards``; uploaded card files in
+    ``<data dir>/kiosk-screen/cards`` (shared by the worker processes, as the visits' table is)."""
     state = request.app.state
     with _screen_lock:
         screen: KioskScreen | None = getattr(state, "kiosk_screen", None)
@@ -84,19 +92,22 @@ def screen_of(request: Request) -> KioskScreen:
 
                 center = InProcessCenter.for_app(request.app)
             cards_dir: Path = getattr(state, "kiosk_cards_dir", None) or container.settings.data_dir / "cards"
-            visits = Visits(container.clock, on_end=lambda v: _close_center(center, v))
-            screen = KioskScreen(center, visits, cards_dir)
+            uploads_dir = container.settings.data_dir / UPLOADS
+            visits = Visits(
+                container.factory,
+                container.clock,
+                uploads_dir=uploads_dir,
+                close_center=lambda session: _close_center(center, session),
+            )
+            screen = KioskScreen(center, visits, cards_dir, uploads_dir)
             state.kiosk_screen = screen
     return screen
 
 
-def _close_center(center: KioskCenter, visit: Visit) -> None:
-    """Tell the center the card was taken. The center may be a remote call: on the event loop (an
-    async page sweeping idle visits) it goes to a background thread. Best effort: the center
-    forgets an idle session by itself."""
-    if visit.center is None:
-        return
-    session = visit.center
+def _close_center(center: KioskCenter, session: CenterVisit) -> None:
+    """Tell the center the card was taken. The center may be a remote call: on the event loop it
+    goes to a background thread (the pages call the visits off the loop, so this is a safeguard).
+    Best effort: the center forgets an idle session by itself."""
 
     def close() -> None:
         with contextlib.suppress(Exception):
@@ -173,18 +184,23 @@ def _go(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def _visit(request: Request) -> Visit | None:
-    return screen_of(request).visits.get(request.cookies.get(COOKIE))
+def _visit(request: Request, *, pdf: bool = False) -> Visit | None:
+    return screen_of(request).visits.get(request.cookies.get(COOKIE), pdf=pdf)
 
 
-def _at(request: Request, *steps: Step) -> Visit | Response:
-    """The visit if it is at one of ``steps``; else where the resident should be."""
-    visit = _visit(request)
+def _at(request: Request, *steps: Step, pdf: bool = False) -> Visit | Response:
+    """The visit if it is at one of ``steps``; else where the resident should be. Reads the
+    database: an async page calls it through :func:`_at_off_loop`."""
+    visit = _visit(request, pdf=pdf)
     if visit is None:
         return _go(BASE)
     if visit.step not in steps:
         return _go(_PAGE_OF[visit.step])
     return visit
+
+
+async def _at_off_loop(request: Request, *steps: Step) -> Visit | Response:
+    return await run_in_threadpool(_at, request, *steps)
 
 
 async def _form(request: Request, visit: Visit) -> dict[str, Any]:
@@ -219,25 +235,25 @@ async def _refused(request: Request, visit: Visit, exc: CenterRefused) -> Respon
 # ----------------------------------------------------------------------------------------- pages
 
 
-@router.get("")
+@router.get("", dependencies=OPEN)
 def idle(request: Request) -> Response:
     """The copier's top screen."""
     return _render(request, "idle.html", None)
 
 
-@router.get("/screen.css")
+@router.get("/screen.css", dependencies=OPEN)
 def stylesheet() -> FileResponse:
     return FileResponse(STYLESHEET, media_type="text/css")
 
 
-@router.post("/start")
+@router.post("/start", dependencies=OPEN)
 async def start(request: Request) -> Response:
     """行政サービス: a new visit (a visit already on this browser ends first)."""
     screen = screen_of(request)
-    previous = screen.visits.get(request.cookies.get(COOKIE))
+    previous = await run_in_threadpool(screen.visits.get, request.cookies.get(COOKIE))
     if previous is not None:
         await run_in_threadpool(screen.visits.end, previous)
-    visit = screen.visits.start()
+    visit = await run_in_threadpool(screen.visits.start)
     response = _go(f"{BASE}/card")
     response.set_cookie(
         COOKIE, visit.token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path=BASE
@@ -245,7 +261,7 @@ async def start(request: Request) -> Response:
     return response
 
 
-@router.get("/card")
+@router.get("/card", dependencies=VISIT)
 def card_form(request: Request) -> Response:
     visit = _at(request, Step.CARD)
     if not isinstance(visit, Visit):
@@ -258,10 +274,10 @@ def _card_page(request: Request, visit: Visit, error: str | None = None, status_
     return _render(request, "card.html", visit, cards=cards, error=error, status_code=status_code)
 
 
-@router.post("/card")
+@router.post("/card", dependencies=VISIT)
 async def card_set(request: Request) -> Response:
     """The card is set on the reader; the center gives a challenge for it."""
-    visit = _at(request, Step.CARD)
+    visit = await _at_off_loop(request, Step.CARD)
     if not isinstance(visit, Visit):
         return visit
     form = await _form(request, visit)
@@ -275,21 +291,22 @@ async def card_set(request: Request) -> Response:
 
     def work() -> None:
         if source == "upload":
-            slot = CardSlot.upload(data, passphrase)
+            slot = CardSlot.upload(data, passphrase, screen.uploads_dir)
         elif source == "demo":
             slot = CardSlot.demo(screen.cards_dir, _text(form, "card"), passphrase)
         else:
             raise InvalidInput("source", "must be demo or upload")
         try:
-            challenge, text = screen.center.challenge()
+            text = screen.center.challenge()
         except BaseException:
             slot.eject()
             raise
-        visit.slot, visit.challenge, visit.challenge_text = slot, challenge, text
+        visit.set_card(slot.ref, passphrase)
+        visit.challenge_text = text
         visit.step = Step.PIN
 
     try:
-        moved = await _run(visit, Step.CARD, work)
+        moved = await _run(request, visit, Step.CARD, work)
     except CenterRefused as exc:
         return await _refused(request, visit, exc)
     except JlisError as exc:
@@ -297,7 +314,7 @@ async def card_set(request: Request) -> Response:
     return moved or _go(f"{BASE}/pin")
 
 
-@router.get("/pin")
+@router.get("/pin", dependencies=VISIT)
 def pin_form(request: Request) -> Response:
     visit = _at(request, Step.PIN)
     if not isinstance(visit, Visit):
@@ -305,10 +322,10 @@ def pin_form(request: Request) -> Response:
     return _render(request, "pin.html", visit)
 
 
-@router.post("/pin")
+@router.post("/pin", dependencies=VISIT)
 async def pin_enter(request: Request) -> Response:
     """The card signs the challenge after the PIN; the center checks the card (signature, chain, OCSP)."""
-    visit = _at(request, Step.PIN)
+    visit = await _at_off_loop(request, Step.PIN)
     if not isinstance(visit, Visit):
         return visit
     form = await _form(request, visit)
@@ -316,25 +333,28 @@ async def pin_enter(request: Request) -> Response:
 
     def work() -> None:
         pin = check_pin(_text(form, "pin"))
-        assert visit.slot is not None
+        if visit.card is None:
+            raise InvalidInput("カード", "must be set on the reader first")
+        # The card set in an earlier request (maybe in another worker process) is on the reader again.
+        slot = CardSlot.reopen(visit.card, visit.passphrase(), screen.cards_dir, screen.uploads_dir)
         try:
-            answer = visit.slot.answer(visit.challenge_text, pin)
+            answer = slot.answer(visit.challenge_text, pin)
         except (WrongPin, PinBlocked) as exc:
             # Counted on the card; the center logs it. A blocked PIN ends the visit, a wrong one
             # gets a fresh challenge for the next try.
-            refusal = screen.center.card_failed(visit.challenge, exc)
+            refusal = screen.center.card_failed(visit.challenge_text, exc)
             if isinstance(exc, PinBlocked):
                 refusal.fatal = True
             else:
-                visit.challenge, visit.challenge_text = screen.center.challenge()
+                visit.challenge_text = screen.center.challenge()
             raise refusal from exc
-        visit.center = screen.center.authenticate(visit.challenge, answer)
-        visit.challenge, visit.challenge_text = None, ""
+        visit.center = screen.center.authenticate(visit.challenge_text, answer)
+        visit.challenge_text = ""
         visit.menu = screen.center.menu(visit.center)
         visit.step = Step.MENU
 
     try:
-        moved = await _run(visit, Step.PIN, work)
+        moved = await _run(request, visit, Step.PIN, work)
     except CenterRefused as exc:
         if exc.fatal:
             return await _refused(request, visit, exc)
@@ -344,12 +364,20 @@ async def pin_enter(request: Request) -> Response:
     return moved or _go(f"{BASE}/menu")
 
 
-@router.get("/menu")
+@router.get("/menu", dependencies=VISIT)
 def menu(request: Request) -> Response:
     visit = _at(request, Step.MENU, Step.FEE)
     if not isinstance(visit, Visit):
         return visit
-    visit.step, visit.quote = Step.MENU, None  # back from the fee: the quote is dropped
+    if visit.step is Step.FEE:  # back from the fee: the quote is dropped
+
+        def back() -> None:
+            visit.step, visit.quote = Step.MENU, None
+
+        if screen_of(request).visits.run(visit, Step.FEE, back) is Outcome.GONE:
+            return _go(BASE)
+        if visit.step is not Step.MENU:
+            return _go(_PAGE_OF[visit.step])
     return _render(request, "menu.html", visit, menu=visit.menu, not_charged=False)
 
 
@@ -360,7 +388,7 @@ def _offer(visit: Visit, kind: str) -> Offer:
     return offer
 
 
-@router.get("/certificates/{kind}")
+@router.get("/certificates/{kind}", dependencies=VISIT)
 def options_form(request: Request, kind: str) -> Response:
     visit = _at(request, Step.MENU)
     if not isinstance(visit, Visit):
@@ -372,10 +400,10 @@ def options_form(request: Request, kind: str) -> Response:
     return _render(request, "options.html", visit, offer=offer, menu=visit.menu, values={}, submitted=False)
 
 
-@router.post("/certificates/{kind}")
+@router.post("/certificates/{kind}", dependencies=VISIT)
 async def options_submit(request: Request, kind: str) -> Response:
     """The options and copies chosen: the center quotes the fee."""
-    visit = _at(request, Step.MENU)
+    visit = await _at_off_loop(request, Step.MENU)
     if not isinstance(visit, Visit):
         return visit
     form = await _form(request, visit)
@@ -394,7 +422,7 @@ async def options_submit(request: Request, kind: str) -> Response:
         visit.step = Step.FEE
 
     try:
-        moved = await _run(visit, Step.MENU, work)
+        moved = await _run(request, visit, Step.MENU, work)
     except CenterRefused as exc:
         if exc.fatal:
             return await _refused(request, visit, exc)
@@ -450,7 +478,7 @@ def parse_copies(text: str, max_copies: int) -> int:
     return int(text)
 
 
-@router.get("/fee")
+@router.get("/fee", dependencies=VISIT)
 def fee(request: Request) -> Response:
     visit = _at(request, Step.FEE)
     if not isinstance(visit, Visit):
@@ -458,23 +486,25 @@ def fee(request: Request) -> Response:
     return _render(request, "fee.html", visit, quote=visit.quote)
 
 
-@router.post("/pay")
+@router.post("/pay", dependencies=VISIT)
 async def pay(request: Request) -> Response:
     """The fee is paid (simulated), and the center issues: the PDF comes back to print."""
-    visit = _at(request, Step.FEE)
+    visit = await _at_off_loop(request, Step.FEE)
     if not isinstance(visit, Visit):
         return visit
     form = await _form(request, visit)
     screen = screen_of(request)
-    quote = visit.quote
-    if quote is None:
+    if visit.quote is None:
         return _go(f"{BASE}/menu")
+    shown = visit.quote
 
     def work() -> None:
         paid = _text(form, "paid")
         if not _DIGITS.fullmatch(paid):
             raise InvalidInput("お支払い", "must be a number")
-        assert visit.center is not None
+        quote = visit.quote  # as reloaded under the claim
+        if quote is None or visit.center is None:
+            raise InvalidInput("お支払い", "must follow a quote")
         try:
             visit.printout = screen.center.pay_and_issue(visit.center, quote, int(paid))
         except CenterRefused:
@@ -485,7 +515,7 @@ async def pay(request: Request) -> Response:
         visit.step = Step.PRINTED
 
     try:
-        moved = await _run(visit, Step.FEE, work)
+        moved = await _run(request, visit, Step.FEE, work)
     except CenterRefused as exc:
         if exc.fatal:
             return await _refused(request, visit, exc)
@@ -503,14 +533,14 @@ async def pay(request: Request) -> Response:
             request,
             "fee.html",
             visit,
-            quote=quote,
+            quote=visit.quote or shown,
             error=messages.for_error(exc),
             status_code=exc.http_status,
         )
     return moved or _go(f"{BASE}/printed")
 
 
-@router.get("/printed")
+@router.get("/printed", dependencies=VISIT)
 def printed(request: Request) -> Response:
     visit = _at(request, Step.PRINTED)
     if not isinstance(visit, Visit):
@@ -518,14 +548,14 @@ def printed(request: Request) -> Response:
     return _render(request, "printed.html", visit, printout=visit.printout)
 
 
-@router.get("/document.pdf")
+@router.get("/document.pdf", dependencies=VISIT)
 def document(request: Request, download: int = 0) -> Response:
     """The printed certificate, shown (inline) or downloaded, while the visit lasts."""
-    visit = _at(request, Step.PRINTED)
+    visit = _at(request, Step.PRINTED, pdf=True)
     if not isinstance(visit, Visit):
         return visit
     printout = visit.printout
-    if printout is None:
+    if printout is None or not printout.pdf:
         return _go(f"{BASE}/menu")
     disposition = "attachment" if download else "inline"
     return Response(
@@ -535,22 +565,25 @@ def document(request: Request, download: int = 0) -> Response:
     )
 
 
-@router.post("/again")
+@router.post("/again", dependencies=VISIT)
 async def again(request: Request) -> Response:
     """Another certificate in the same visit: the printed one is dropped from the kiosk."""
-    visit = _at(request, Step.PRINTED)
+    visit = await _at_off_loop(request, Step.PRINTED)
     if not isinstance(visit, Visit):
         return visit
     await _form(request, visit)
-    visit.printout = None
-    visit.step = Step.MENU
-    return _go(f"{BASE}/menu")
+
+    def work() -> None:
+        visit.printout = None
+        visit.step = Step.MENU
+
+    return await _run(request, visit, Step.PRINTED, work) or _go(f"{BASE}/menu")
 
 
-@router.post("/finish")
+@router.post("/finish", dependencies=VISIT)
 async def finish(request: Request) -> Response:
     """終了 (or 中止 at any step): the card is given back, the kiosk forgets the visit."""
-    visit = _visit(request)
+    visit = await run_in_threadpool(_visit, request)
     if visit is not None:
         await _form(request, visit)
         await _end(request, visit)
@@ -559,27 +592,18 @@ async def finish(request: Request) -> Response:
     return response
 
 
-@router.get("/bye")
+@router.get("/bye", dependencies=OPEN)
 def bye(request: Request) -> Response:
     return _render(request, "bye.html", None)
 
 
-def _locked(visit: Visit, step: Step, work: Callable[[], None]) -> bool:
-    """One step of a visit at a time: a second submission (a double click on 支払う) waits for the
-    first and then finds the visit moved on (False: the caller shows where it is now)."""
-    if not visit.lock.acquire(timeout=LOCK_WAIT):
-        raise InvalidInput("操作", "is already in progress")
-    try:
-        if visit.step is not step:
-            return False
-        work()
-        return True
-    finally:
-        visit.lock.release()
-
-
-async def _run(visit: Visit, step: Step, work: Callable[[], None]) -> Response | None:
-    """``work`` in a worker thread under the visit's lock; a redirect when the visit moved on."""
-    if await run_in_threadpool(_locked, visit, step, work):
+async def _run(request: Request, visit: Visit, step: Step, work: Callable[[], None]) -> Response | None:
+    """``work`` in a worker thread as the visit's one step in progress (:meth:`Visits.run`: a
+    second submission of the same visit, in any process, waits for the first and then finds the
+    visit moved on); a redirect when the visit moved on or ended meanwhile."""
+    outcome = await run_in_threadpool(screen_of(request).visits.run, visit, step, work)
+    if outcome is Outcome.DONE:
         return None
+    if outcome is Outcome.GONE:
+        return _go(BASE)
     return _go(_PAGE_OF[visit.step])

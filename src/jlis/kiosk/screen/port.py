@@ -9,6 +9,11 @@ implementation over the center's HTTP API would change no page.
 The kiosk never sees a 住民票コード, a name or an address: the center knows the person by the card
 certificate the card presented, and the only personal data that reaches the kiosk is the PDF it
 prints (and deletes).
+
+Every value the screen keeps between steps is plain data (strings, numbers, tuples) because the
+kiosk's memory of a visit is a database row shared by the screen's worker processes
+(:mod:`jlis.kiosk.screen.visits`): the challenge is its text, the center's session its token, a
+quote its ``quote_id``. An implementation finds its own objects again from these.
 """
 
 from __future__ import annotations
@@ -80,7 +85,6 @@ class Quote:
     copies: int
     fee: int  # yen in all
     choices: tuple[str, ...] = ()  # what was chosen, in words (世帯全員, 本籍あり, ...)
-    handle: object = field(default=None, compare=False, repr=False)  # the center's own quote
 
 
 @dataclass(frozen=True)
@@ -104,25 +108,25 @@ class Printout:
 @dataclass(frozen=True)
 class CenterVisit:
     """The center's side of one resident at this kiosk, opaque to the screen: what the adapter
-    needs to continue (the center's session, its expiry)."""
+    needs to continue (``handle``: the center's session token; its expiry)."""
 
-    handle: object
+    handle: str
     expires_at: dt.datetime | None = None
 
 
 class KioskCenter(Protocol):
     """The calls the screen makes, in the order of the flow (facts §6.1)."""
 
-    def challenge(self) -> tuple[object, str]:
-        """A new challenge for the card: (the center's challenge, the text the card signs)."""
+    def challenge(self) -> str:
+        """A new challenge for the card: the text the card signs (the center knows it by it)."""
         ...
 
-    def card_failed(self, challenge: object, error: Exception) -> CenterRefused:
+    def card_failed(self, challenge: str, error: Exception) -> CenterRefused:
         """The card refused before answering (a wrong PIN, counted on the card; a blocked PIN):
         reported to the center, which logs it; the refusal to show is returned."""
         ...
 
-    def authenticate(self, challenge: object, answer: LoginResponse) -> CenterVisit:
+    def authenticate(self, challenge: str, answer: LoginResponse) -> CenterVisit:
         """The card's answer: signature, chain, status by OCSP. Refused: CenterRefused (fatal)."""
         ...
 
