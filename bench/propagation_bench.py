@@ -35,6 +35,7 @@ import random
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +48,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine
 from jlis.clock import JST, FixedClock
 from jlis.codes import NumberAuthority
-from jlis.db import make_engine, make_session_factory, transaction
+from jlis.db import make_engine, make_session_factory
 from jlis.errors import RuleViolation
+from jlis.groupcommit import GroupCommit
 from jlis.juki import build_relay
+from jlis.juki.network import RelayWorker
 from jlis.juki.tables import NationalHistory
 from jlis.masters import Geography, load_geography
 from jlis.messaging.tables import OutboxRow
@@ -96,26 +99,31 @@ def seed(engine: Engine, residents: int) -> Population:
     return Population(factory, clock, geo, lg_codes, ids, towns, history_before)
 
 
-def record_changes(pop: Population, changes: int, per_tx: int, rng: random.Random) -> None:
-    """``changes`` changes at random counters, ``per_tx`` per transaction."""
-    clock, geo, factory = pop.clock, pop.geo, pop.factory
-    done = 0
-    while done < changes:
+def clerk_changes(
+    pop: Population, desk: GroupCommit, changes: int, rng: random.Random, after: Any = None
+) -> None:
+    """One clerk: ``changes`` changes at random counters of ``pop.lg_codes``, each its own counter
+    action, committed through ``desk`` (alone when the desk is not started) before the next."""
+    clock, geo = pop.clock, pop.geo
+    numbers_rng = random.Random(rng.random())
+    for _ in range(changes):
         lg = rng.choice(pop.lg_codes)
-        n = min(per_tx, changes - done)
-        with transaction(factory) as s:
+
+        def work(s: Session, lg: str = lg) -> None:
             svc = RegistryService(
                 s,
                 lg_code=lg,
                 clock=clock,
                 geography=geo,
                 numbers=NumberAuthority(s, SECRET, clock),
-                rng=rng,
+                rng=numbers_rng,
                 staff="bench",
             )
-            for _ in range(n):
-                change(svc, pop, lg, rng)
-        done += n
+            change(svc, pop, lg, rng)
+
+        desk.run(work)
+        if after is not None:
+            after()
 
 
 def change(svc: RegistryService, pop: Population, lg: str, rng: random.Random) -> None:
@@ -163,29 +171,49 @@ def counter(
     changes: int,
     seed: int,
     go: Any,
-    relay_every: int,
+    clerks: int,
+    relay_inline: bool,
     batch: int,
     out: Any,
 ) -> None:
-    """A counter process: ``changes`` changes at the counters of ``lg_codes``, one transaction each.
-    With ``relay_every`` it also runs the relay itself after every so many changes, as a
-    ``RelayWorker`` thread poked by the counter would (the one-process deployment: SQLite has one
-    writer at a time, so a relay in another process would only queue for the lock)."""
+    """A counter process: ``clerks`` clerk threads make ``changes`` changes at the counters of
+    ``lg_codes``, each a counter action committed before the clerk goes on, through the process's
+    group commit (jlis.groupcommit, as the web app's counter routes do; ``clerks`` 1 is one
+    transaction per change). With ``relay_inline`` the process also runs the relay in a
+    ``RelayWorker`` thread poked after every change, as the one-process deployment does (SQLite has
+    one writer at a time: a relay in another process would only queue for the lock), and drains it
+    before it reports."""
     engine = make_engine(url)
-    pop = dataclasses.replace(pop, factory=make_session_factory(engine), lg_codes=lg_codes)
-    relay = build_relay(pop.factory, pop.clock, pop.geo) if relay_every else None
-    rng = random.Random(seed)
+    factory = make_session_factory(engine)
+    pop = dataclasses.replace(pop, factory=factory, lg_codes=lg_codes)
+    desk = GroupCommit(factory, name="counter-desk")
+    if clerks > 1:
+        desk.start()
+    relay = build_relay(factory, pop.clock, pop.geo) if relay_inline else None
+    worker = RelayWorker(relay, batch=batch) if relay is not None else None
+    shares = [changes // clerks + (i < changes % clerks) for i in range(clerks)]
+    threads = [
+        threading.Thread(
+            target=clerk_changes,
+            args=(pop, desk, share, random.Random(seed * 1000 + i), worker.poke if worker else None),
+        )
+        for i, share in enumerate(shares)
+    ]
     go.wait()
     cpu = time.process_time()
-    done = 0
-    while done < changes:
-        n = min(relay_every or changes, changes - done)
-        record_changes(pop, n, 1, rng)
-        done += n
-        if relay is not None:
-            relay.drain(batch)
+    if worker is not None:
+        worker.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    desk.stop()
+    if worker is not None:
+        worker.stop(None)
+        assert relay is not None
+        relay.drain(batch)
     stats = (relay.stats.delivered, relay.stats.followed) if relay else (0, 0)
-    out.put(("counter", *stats, time.process_time() - cpu))
+    out.put(("counter", *stats, time.process_time() - cpu, desk.groups, desk.actions))
     engine.dispose()
 
 
@@ -202,15 +230,15 @@ def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: An
             if finished:
                 break
             time.sleep(0.01)
-    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu))
+    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, 0))
     engine.dispose()
 
 
 def run(
-    engine: Engine, changes: int, counters: int, residents: int, batch: int, relay_every: int
+    engine: Engine, changes: int, counters: int, clerks: int, residents: int, batch: int, inline: bool
 ) -> dict[str, Any]:
-    """``relay_every`` > 0: one counter process that runs the relay itself between its changes;
-    0: ``counters`` counter processes and one relay process beside them."""
+    """``inline``: one counter process that runs the relay itself in a thread; otherwise
+    ``counters`` counter processes and one relay process beside them."""
     pop = seed(engine, residents)
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()  # the processes open their own connections
@@ -218,20 +246,18 @@ def run(
     go, counters_done, out = ctx.Event(), ctx.Event(), ctx.Queue()
     shares = [changes // counters + (i < changes % counters) for i in range(counters)]
 
-    if relay_every:
+    if inline:
         counters = 1
         shares = [changes]
     workers = [
         ctx.Process(
             target=counter,
-            args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go, relay_every, batch, out),
+            args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go, clerks, inline, batch, out),
         )
         for i in range(counters)
     ]
     relays = (
-        []
-        if relay_every
-        else [ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))]
+        [] if inline else [ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))]
     )
     for p in (*workers, *relays):
         p.start()
@@ -245,11 +271,11 @@ def run(
             raise RuntimeError(f"a counter process failed ({p.exitcode})")
     recorded = time.perf_counter() - started
     counters_done.set()
-    delivered = followed = 0
+    delivered = followed = groups = 0
     cpu = {"counter": 0.0, "relay": 0.0}
     for _ in range(counters + len(relays)):
-        kind, d, f, seconds = out.get()
-        delivered, followed = delivered + d, followed + f
+        kind, d, f, seconds, g, _actions = out.get()
+        delivered, followed, groups = delivered + d, followed + f, groups + g
         cpu[kind] += seconds
     for p in relays:
         p.join()
@@ -258,7 +284,9 @@ def run(
     return {
         "changes": changes,
         "counters": counters,
-        "inline": bool(relay_every),
+        "inline": inline,
+        "clerks": clerks,
+        "groups": groups,
         "arrived": arrived,
         "pending": pending,
         "record_s": recorded,
@@ -290,9 +318,11 @@ def pgbench(admin_url: str, database: str, seconds: int, scale: int) -> float:
 
 
 def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
+    processes = "1 counter process running the relay" if r["inline"] else f"{r['counters']} counter processes"
     print(
         f"{kind:10} {r['changes']:,} changes: {r['rate']:8,.0f} changes/s end to end "
-        f"({'1 counter running the relay itself' if r['inline'] else str(r['counters']) + ' counters'} "
+        f"({processes}"
+        f" × {r['clerks']} clerks, {r['changes'] / max(1, r['groups']):.1f} changes per commit; "
         f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
         f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
         f"national history +{r['arrived']:,}, pending {r['pending']}; CPU per change: counters "
@@ -308,10 +338,12 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=100_000)
     ap.add_argument("--counters", type=int, default=4, help="counter processes beside a relay process (≤ 10)")
     ap.add_argument(
-        "--sqlite-relay-every",
-        type=int,
-        default=400,
-        help="SQLite: one counter process runs the relay after every N changes (0: as on PostgreSQL)",
+        "--clerks", type=int, default=16, help="clerk threads per counter process (1: no group commit)"
+    )
+    ap.add_argument(
+        "--sqlite-separate-relay",
+        action="store_true",
+        help="SQLite: counters and relay in separate processes, as on PostgreSQL",
     )
     ap.add_argument("--batch", type=int, default=2000, help="messages per relay round")
     ap.add_argument("--residents", type=int, default=20_000)
@@ -327,7 +359,7 @@ def main() -> None:
     counters = max(1, min(10, args.counters))
     print(
         f"propagation benchmark: 10 municipalities in 2 prefectures, "
-        f"one transaction per change — {machine()}",
+        f"each change a counter action committed before its clerk goes on — {machine()}",
         flush=True,
     )
     if not args.no_sqlite:
@@ -337,16 +369,17 @@ def main() -> None:
             engine,
             args.changes,
             counters,
+            max(1, args.clerks),
             args.residents,
             args.batch,
-            args.sqlite_relay_every,
+            not args.sqlite_separate_relay,
         )
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
         shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes
     if args.postgres:
         tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
         engine = fresh_postgres(args.postgres, args.pg_database)
-        r = run(engine, args.changes, counters, args.residents, args.batch, 0)
+        r = run(engine, args.changes, counters, max(1, args.clerks), args.residents, args.batch, False)
         ratio = r["rate"] / tps
         report(
             "postgresql",

@@ -4,8 +4,12 @@ and a session factory. Packages declare tables on :class:`Base`; nothing else is
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +82,48 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 READ_ONLY = {"jlis_read_only": True}
 
 
-def _sqlite_begin(conn: Any) -> None:
+SQLITE_BUSY_SECONDS = 30.0  # as PRAGMA busy_timeout above
+
+
+class SqliteWriter:
+    """The write lock of one SQLite database within this process.
+
+    SQLite lets one transaction write at a time. Between processes it makes a second writer sleep
+    and retry (its busy handler sleeps 1, 2, 5 … up to 100 ms at a time); between the threads of one
+    process — the web app's request threads, its relay worker, its group commits — this lock queues
+    them instead, so the next writer starts the moment the previous one commits. Taken just before
+    ``BEGIN IMMEDIATE`` and released right after ``COMMIT`` or ``ROLLBACK`` (or when the connection
+    is closed or invalidated without either). A plain lock, not a reentrant one: a thread that opens a
+    second write transaction while holding one waits ``SQLITE_BUSY_SECONDS`` and fails with "database
+    is locked", exactly as SQLite itself would have answered it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: Any = None  # the sqlite3 connection whose transaction holds the lock
+        self.waits = 0  # acquisitions that found the lock taken (for tests and benchmarks)
+
+    def acquire(self, raw: Any) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.waits += 1
+            if not self._lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+                raise sqlite3.OperationalError("database is locked (another writer of this process)")
+        self._holder = raw
+
+    def release(self, raw: Any) -> None:
+        if raw is not None and self._holder is raw:
+            self._holder = None
+            self._lock.release()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriter] = weakref.WeakKeyDictionary()
+
+
+def _driver(dbapi_connection: Any) -> Any:
+    return getattr(dbapi_connection, "driver_connection", dbapi_connection)
+
+
+def _sqlite_begin(writer: SqliteWriter, conn: Any) -> None:
     # pysqlite would start a transaction only at the first write, so two writers could both read
     # the same state first (a read-then-write race). BEGIN IMMEDIATE takes the write lock at once;
     # in WAL mode readers on other connections still proceed. A session that only reads says so
@@ -86,7 +131,51 @@ def _sqlite_begin(conn: Any) -> None:
     # Straight on the driver: SQLAlchemy's execution path costs more than the BEGIN itself, on
     # every transaction of every counter action.
     raw = conn.connection.driver_connection
-    raw.execute("BEGIN" if conn.get_execution_options().get("jlis_read_only") else "BEGIN IMMEDIATE")
+    if conn.get_execution_options().get("jlis_read_only"):
+        raw.execute("BEGIN")
+        return
+    writer.acquire(raw)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        writer.release(raw)
+        raise
+
+
+def _install_writer(engine: Engine) -> SqliteWriter:
+    """Queue this process's writers of ``engine`` on a :class:`SqliteWriter`: taken in the ``begin``
+    event, released after the dialect's commit or rollback (SQLAlchemy has events only before
+    them) and by the pool when a connection goes away in the middle of a transaction."""
+    writer = SqliteWriter()
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)  # a failed COMMIT leaves the transaction open: its ROLLBACK releases
+        writer.release(_driver(dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writer.release(_driver(dbapi_connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    def gone(dbapi_connection: Any, *_: Any) -> None:
+        writer.release(_driver(dbapi_connection))
+
+    for name in ("checkin", "close", "invalidate", "soft_invalidate", "close_detached"):
+        event.listen(engine.pool, name, gone)
+    event.listen(engine, "begin", partial(_sqlite_begin, writer))
+    _WRITERS[engine] = writer
+    return writer
+
+
+def sqlite_writer(engine: Engine) -> SqliteWriter | None:
+    """The in-process write lock of a SQLite engine made by :func:`make_engine` (None otherwise)."""
+    return _WRITERS.get(engine)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -96,7 +185,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        _install_writer(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

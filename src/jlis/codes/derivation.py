@@ -12,6 +12,7 @@ produce the numbers of the old one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import secrets as _secrets
@@ -35,6 +36,13 @@ def derive_my_number(secret: bytes, resident_code: ResidentCode, attempt: int = 
     if not isinstance(resident_code, ResidentCode):
         resident_code = ResidentCode(resident_code)
     return Deriver(secret).derive(resident_code, attempt)
+
+
+@functools.lru_cache(maxsize=16)
+def deriver_for(secret: bytes) -> Deriver:
+    """The :class:`Deriver` of ``secret``, made once: a counter action makes a NumberAuthority each
+    time, and pre-keying the two SHA-256 states costs more than the numbers it derives."""
+    return Deriver(secret)
 
 
 class Deriver:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from jlis.bulk import bulk_insert
 from jlis.clock import Clock
 from jlis.codes.checkdigits import resident_code_check_digit
-from jlis.codes.derivation import Deriver
+from jlis.codes.derivation import deriver_for
 from jlis.codes.generate import random_resident_code
 from jlis.codes.models import LgCode, MyNumber, ResidentCode
 from jlis.codes.tables import issued_my_numbers, issued_resident_codes
@@ -49,7 +49,7 @@ class NumberAuthority:
 
     def __init__(self, session: Session, secret: bytes, clock: Clock) -> None:
         self._session = session
-        self._deriver = Deriver(secret)
+        self._deriver = deriver_for(secret)
         self._clock = clock
 
     def _now(self) -> dt.datetime:

@@ -112,6 +112,7 @@ class Town:
     postal_codes: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=8192)  # ~1,900 municipalities and their prefectures; checked on every action
 def lg_check_digit(code5: str) -> str:
     """全国地方公共団体コード check digit: weights 6..2 on the 5 digits, (11 − Σ mod 11) mod 10."""
     if not (len(code5) == 5 and code5.isascii() and code5.isdigit()):
@@ -427,6 +428,7 @@ class Geography:
         # Towns become objects per municipality on first use: 120k dataclasses would double the load.
         self._raw_towns: dict[str, list[list[Any]]] = data["towns"]
         self._towns: dict[str, tuple[Town, ...]] = {}
+        self._towns_by_id: dict[str, dict[str, Town]] = {}  # per municipality, built with _towns
 
     # -- prefectures -----------------------------------------------------------------------------
 
@@ -489,9 +491,12 @@ class Geography:
         if not is_valid_lg_code(lg_code):
             raise InvalidInput(TOWN_FIELD, TOWN_ID_RULE)
         if lg_code in self._munis:
-            for town in self.towns(lg_code):
-                if town.town_id == town_id:
-                    return town
+            by_id = self._towns_by_id.get(lg_code)
+            if by_id is None:  # every counter action looks a town up: a dict, not a scan
+                by_id = self._towns_by_id[lg_code] = {t.town_id: t for t in self.towns(lg_code)}
+            town = by_id.get(town_id)
+            if town is not None:
+                return town
         raise InvalidInput(TOWN_FIELD, "unknown town")
 
     def find_towns(self, lg_code: str, query: str, *, limit: int | None = None) -> tuple[Town, ...]:

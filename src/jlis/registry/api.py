@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from jlis.auth.models import Principal
 from jlis.container import Container
 from jlis.db import transaction
 from jlis.errors import InvalidInput
+from jlis.groupcommit import GroupCommit
 from jlis.registry.models import (
     HistoryEntry,
     PersonName,
@@ -53,13 +54,37 @@ def registry(session: Session, container: Container, lg_code: str, principal: Pr
 T = TypeVar("T")
 
 
+def start_services(app: FastAPI) -> GroupCommit:
+    """Start the group commit of counter actions (call from the app's lifespan)."""
+    desk = counter_desk(app)
+    desk.start()
+    return desk
+
+
+def stop_services(app: FastAPI) -> None:
+    """Commit the queued counter actions, then stop grouping them."""
+    desk: GroupCommit | None = getattr(app.state, "counter_desk", None)
+    if desk is not None:
+        desk.stop()
+
+
+def counter_desk(app: FastAPI) -> GroupCommit:
+    """The app's group commit of counter actions (made on first use; it runs each action alone in
+    its own transaction until :func:`start_services` starts it)."""
+    desk: GroupCommit | None = getattr(app.state, "counter_desk", None)
+    if desk is None:
+        desk = GroupCommit(app.state.container.factory, name="counter-desk")
+        app.state.counter_desk = desk
+    return desk
+
+
 def at_counter(
     request: Request, lg_code: str, principal: Principal, action: Callable[[RegistryService], T]
 ) -> T:
-    """Run one counter action in its own transaction, then wake the relay so the change leaves now."""
+    """Run one counter action, committed (with the other clerks' actions of the moment: see
+    jlis.groupcommit) before this returns, then wake the relay so the change leaves now."""
     container = get_container(request)
-    with transaction(container.factory) as s:
-        result = action(registry(s, container, lg_code, principal))
+    result = counter_desk(request.app).run(lambda s: action(registry(s, container, lg_code, principal)))
     poke_relay(request)
     return result
 

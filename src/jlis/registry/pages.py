@@ -40,6 +40,7 @@ from jlis.registry.api import (
     apply_name_change,
     apply_relocation,
     apply_special_move_in,
+    counter_desk,
 )
 from jlis.registry.models import ResidentView, Status
 from jlis.registry.service import RegistryService
@@ -181,8 +182,8 @@ def _submit(
     container = get_container(request)
 
     def run() -> str:
-        with transaction(container.factory) as s:
-            target = action(_svc(s, container, lg_code, principal))
+        desk = counter_desk(request.app)
+        target = desk.run(lambda s: action(_svc(s, container, lg_code, principal)))
         poke_relay(request)
         return target
 

@@ -178,11 +178,13 @@ def create_app(container: Container, *, relay_worker: bool = False) -> FastAPI:
             worker = RelayWorker(build_stack_relay(container))
             worker.start()
         app.state.relay_worker = worker
+        registry_api.start_services(app)
         jpki_api.start_services(app)
         exchange_api.start_services(app)
         try:
             yield
         finally:
+            registry_api.stop_services(app)  # the queued counter actions are committed first
             if worker is not None:
                 worker.stop()
             # Commits the grouped linkage queries and writes the queued OCSP status-query records

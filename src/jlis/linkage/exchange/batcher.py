@@ -19,8 +19,6 @@ is recorded for them, as on the direct path.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -29,6 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.db import transaction
+from jlis.groupcommit import Grouper
 from jlis.linkage.exchange.models import QueryAnswer, QueryRequest
 from jlis.linkage.exchange.service import ExchangeHub, prune_requests
 from jlis.linkage.hub.members import Member
@@ -43,7 +42,7 @@ class _Job:
     future: Future[QueryAnswer] = field(default_factory=Future)
 
 
-class QueryBatcher:
+class QueryBatcher(Grouper[_Job]):
     def __init__(
         self,
         factory: sessionmaker[Session],
@@ -55,68 +54,26 @@ class QueryBatcher:
     ) -> None:
         if not 1 <= max_batch <= 1000:
             raise ValueError("max_batch must be between 1 and 1000")
+        super().__init__(name="linkage-query-batcher", max_group=max_batch, max_wait=max_wait)
         self.factory = factory
         self.make_hub = make_hub
-        self.max_batch = max_batch
-        self.max_wait = max_wait
         self.prune_every = prune_every
         self._pruned_at = time.monotonic()
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
         self.groups = 0  # committed groups, for tests and the bench
         self.queries = 0
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> QueryBatcher:
-        if not self.running:
-            self._thread = threading.Thread(target=self._loop, name="linkage-query-batcher", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Answer what is queued, then stop."""
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
 
     def submit(self, member: Member, request: QueryRequest, timeout: float = 30.0) -> QueryAnswer:
         """The answer to one query (refusals included, as answers), once its group is committed.
         Without a running batcher the query runs alone, in its own transaction."""
         request.checked()
-        if not self.running:
-            return self._alone(member, request)
         job = _Job(member, request)
-        self._queue.put(job)
+        if not self._submit(job):
+            return self._alone(member, request)
         return job.future.result(timeout)
 
     def _alone(self, member: Member, request: QueryRequest) -> QueryAnswer:
         with transaction(self.factory) as s:
             return self.make_hub(s).query_group([(member, request)])[0]
-
-    def _loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            jobs = [first]
-            deadline = time.monotonic() + self.max_wait
-            while len(jobs) < self.max_batch:
-                try:
-                    remaining = deadline - time.monotonic()
-                    job = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                jobs.append(job)
-            self._run(jobs)
 
     def _run(self, jobs: Sequence[_Job]) -> None:
         try:

@@ -1,0 +1,198 @@
+"""Group commit: units of work submitted by concurrent callers share one transaction and one commit.
+
+A counter action writes a few rows; its commit costs more than the rows (on SQLite the commit writes
+every page the transaction dirtied to the WAL; on PostgreSQL it waits for the WAL flush). When many
+clerks work at once, :class:`GroupCommit` runs the actions that arrive while the previous group is
+being written one after the other in a single transaction, commits once, and only then hands each
+caller its own result — so no caller hears "done" before its change is durable, and each sees the
+others' changes in the order they ran, as if serially.
+
+Isolation of failures:
+
+- if an action raises (a refusal, a database error), the whole group is rolled back; the actions
+  that succeeded are run again as a group, and each failed one alone in its own transaction, so its
+  caller gets its error exactly as a direct call would give it, with nothing of it written;
+- if the group's commit itself fails, nothing of the group was written: each action is run again
+  alone, so a fault fails only its own caller.
+
+An action may therefore run more than once before it is committed: it must keep its effects inside
+the session (every counter action does: it writes only through it). Refusals are rare at a counter
+(forms and the API check their input before the action), so the rerun costs little; a savepoint per
+action would cost two statements on every action instead.
+
+Without a running committer (``start`` not called, or after ``stop``), :meth:`GroupCommit.run` runs
+the action alone in its own transaction, exactly as before; so does a call from the committer's own
+thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, Self, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.db import transaction
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+J = TypeVar("J")
+WAIT_SECONDS = 120.0  # a caller gives up on its group after this (a stuck database), never sooner
+
+
+class Grouper(Generic[J]):
+    """A thread that takes the jobs submitted to it in groups: whatever queued up while the previous
+    group was being handled (up to ``max_group``; once one job is there, waiting up to ``max_wait``
+    seconds for more). Subclasses handle a group in :meth:`_run`. After :meth:`stop` nothing more
+    is queued (``_submit`` says so and the caller does the job itself), and what was queued before
+    is handled first."""
+
+    def __init__(self, *, name: str, max_group: int, max_wait: float = 0.0) -> None:
+        if not 1 <= max_group <= 1000:
+            raise ValueError("max_group must be between 1 and 1000")
+        self.name = name
+        self.max_group = max_group
+        self.max_wait = max_wait
+        self._queue: queue.SimpleQueue[J | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._gate = threading.Lock()  # orders submissions against stop(): none lands after the end
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Self:
+        with self._gate:
+            if not self.running:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Handle what is queued, then stop; later submissions are done by their callers."""
+        with self._gate:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._queue.put(None)  # the last item: _submit queues nothing once _thread is None
+        thread.join(timeout)
+
+    def _submit(self, job: J) -> bool:
+        """Queue ``job``; False when the grouper is not running (or this is its own thread)."""
+        with self._gate:
+            thread = self._thread
+            if thread is None or not thread.is_alive() or thread is threading.current_thread():
+                return False
+            self._queue.put(job)
+            return True
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs: list[J] = [first]
+            stopping = False
+            deadline = time.monotonic() + self.max_wait
+            while len(jobs) < self.max_group:
+                remaining = deadline - time.monotonic()
+                try:
+                    job = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                jobs.append(job)
+            self._run(jobs)
+            if stopping:
+                return
+
+    def _run(self, jobs: Sequence[J]) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class _Job(Generic[T]):
+    work: Callable[[Session], T]
+    future: Future[T] = field(default_factory=Future)
+
+
+class GroupCommit(Grouper[_Job[Any]]):
+    """One committer thread per database and purpose (``name`` names the thread). No waiting for
+    more once an action is there: a lone clerk pays nothing, and a busy counter gets groups as large
+    as its load."""
+
+    def __init__(self, factory: sessionmaker[Session], *, name: str, max_group: int = 64) -> None:
+        super().__init__(name=name, max_group=max_group)
+        self.factory = factory
+        self.groups = 0  # committed groups and the actions in them, for tests and benchmarks
+        self.actions = 0
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)``'s result once it is committed (or its exception, with nothing of it
+        written)."""
+        job: _Job[T] = _Job(work)
+        if not self._submit(job):
+            with transaction(self.factory) as s:
+                return work(s)
+        return job.future.result(WAIT_SECONDS)
+
+    def _run(self, jobs: Sequence[_Job[Any]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with transaction(self.factory) as s:
+                for job in jobs:
+                    outcomes.append(_attempt(s, job.work))
+                if not all(ok for ok, _ in outcomes):
+                    raise _Refused  # nothing of the group is written (see below)
+        except _Refused:
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(outcomes[0][1])
+                return
+            # An action that fails may have written part of itself before it failed: rather than
+            # wrap every action in a savepoint (two more statements each, round trips on
+            # PostgreSQL), the group is rolled back and run again without the failures, which
+            # then run alone — exactly as a direct call, error included.
+            self._run([job for job, (ok, _) in zip(jobs, outcomes, strict=True) if ok])
+            for job, (ok, _) in zip(jobs, outcomes, strict=True):
+                if not ok:
+                    self._run([job])
+            return
+        except Exception as exc:  # the commit failed: nothing of the group is written
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+                return
+            log.warning(
+                "%s: a group of %d failed to commit (%s); running each alone", self.name, len(jobs), exc
+            )
+            for job in jobs:
+                self._run([job])
+            return
+        except BaseException as exc:  # interpreter shutdown: nobody waits forever
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            raise
+        self.groups += 1
+        self.actions += len(jobs)
+        for job, (_, value) in zip(jobs, outcomes, strict=True):
+            job.future.set_result(value)
+
+
+class _Refused(Exception):
+    """An action of the group failed: roll the group back."""
+
+
+def _attempt(session: Session, work: Callable[[Session], Any]) -> tuple[bool, Any]:
+    try:
+        return True, work(session)
+    except Exception as exc:
+        return False, exc

@@ -1,0 +1,142 @@
+"""Group commit: concurrent actions share a commit, each caller gets its own result only once it is
+durable, and a failing action fails alone with nothing of it written."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.errors import RuleViolation
+from jlis.groupcommit import GroupCommit
+
+meta = MetaData()
+notes = Table(
+    "gc_notes", meta, Column("id", Integer, primary_key=True), Column("text", String(20), unique=True)
+)
+
+
+@pytest.fixture
+def desk(factory: sessionmaker[Session]) -> GroupCommit:
+    engine = factory.kw["bind"]
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    desk = GroupCommit(factory, name="test-desk").start()
+    yield desk
+    desk.stop()
+    meta.drop_all(engine)
+
+
+def add(text: str) -> object:
+    def work(s: Session) -> int:
+        s.execute(insert(notes).values(text=text))
+        return int(s.execute(select(func.count()).select_from(notes)).scalar_one())
+
+    return work
+
+
+def texts(factory: sessionmaker[Session]) -> list[str]:
+    with factory() as s:
+        return sorted(s.execute(select(notes.c.text)).scalars())
+
+
+def test_concurrent_actions_share_commits_and_all_land(
+    desk: GroupCommit, factory: sessionmaker[Session]
+) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: desk.run(add(f"n{i}")), range(400)))  # type: ignore[arg-type]
+    assert texts(factory) == sorted(f"n{i}" for i in range(400))
+    # Each caller saw the table with its own row in it, and the counts are one serial order.
+    assert sorted(results) == list(range(1, 401))
+    assert desk.actions == 400
+    assert desk.groups < 400  # some commits carried several actions
+
+
+def test_a_refused_action_fails_alone_with_nothing_written(
+    desk: GroupCommit, factory: sessionmaker[Session]
+) -> None:
+    def refused(s: Session) -> None:
+        s.execute(insert(notes).values(text="half"))  # written before it fails: must not stay
+        raise RuleViolation("状態", "refused")
+
+    started, gate = threading.Event(), threading.Event()
+
+    def slow(s: Session) -> str:
+        started.set()
+        gate.wait(5)  # holds the committer so that the next submissions queue up as one group
+        s.execute(insert(notes).values(text="first"))
+        return "first"
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(desk.run, slow)
+        assert started.wait(5)
+        others = [pool.submit(desk.run, add(f"ok{i}")) for i in range(3)]
+        bad = pool.submit(desk.run, refused)
+        more = [pool.submit(desk.run, add(f"ok{i}")) for i in range(3, 6)]
+        while desk._queue.qsize() < 7:
+            threading.Event().wait(0.001)
+        gate.set()
+        assert first.result(10) == "first"
+        with pytest.raises(RuleViolation, match="refused"):
+            bad.result(10)
+        for f in others + more:
+            f.result(10)
+    assert texts(factory) == sorted(["first", *(f"ok{i}" for i in range(6))])
+    assert desk.groups == 2  # the slow one, then the six others together (the refused one failed alone)
+
+
+def test_a_database_error_fails_only_its_own_caller(
+    desk: GroupCommit, factory: sessionmaker[Session]
+) -> None:
+    desk.run(add("taken"))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(desk.run, add("taken" if i == 3 else f"x{i}")) for i in range(8)]
+        outcomes = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(10))
+            except IntegrityError:
+                outcomes.append("duplicate")
+    assert outcomes.count("duplicate") == 1
+    assert texts(factory) == sorted(["taken", *(f"x{i}" for i in range(8) if i != 3)])
+
+
+def test_without_the_committer_an_action_runs_in_its_own_transaction(factory: sessionmaker[Session]) -> None:
+    engine = factory.kw["bind"]
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    desk = GroupCommit(factory, name="idle")  # never started
+    assert desk.run(add("alone")) == 1  # type: ignore[arg-type]
+
+    def refused(s: Session) -> None:
+        s.execute(insert(notes).values(text="gone"))
+        raise RuleViolation("状態", "refused")
+
+    with pytest.raises(RuleViolation):
+        desk.run(refused)
+    assert texts(factory) == ["alone"]
+    assert desk.groups == 0
+    meta.drop_all(engine)
+
+
+def test_stop_commits_what_is_queued(factory: sessionmaker[Session]) -> None:
+    engine = factory.kw["bind"]
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    desk = GroupCommit(factory, name="stopping").start()
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(desk.run, add(f"q{i}")) for i in range(50)]
+        desk.stop()
+        for f in futures:
+            f.result(10)  # answered: committed by the committer or, after the stop, alone
+    assert len(texts(factory)) == 50
+    meta.drop_all(engine)
+
+
+def test_group_size_is_bounded() -> None:
+    with pytest.raises(ValueError, match="max_group"):
+        GroupCommit(sessionmaker(), name="x", max_group=0)
