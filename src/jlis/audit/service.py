@@ -12,12 +12,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from jlis.audit.chain import GENESIS, ChainVerifier, Link, VerifyResult, canonical_json, entry_hash
 from jlis.audit.tables import AuditChainHead, AuditEntryRow
+from jlis.bulk import Bound, Prepared
 from jlis.clock import JST
 from jlis.db import read_only
 from jlis.errors import InvalidInput, RuleViolation
@@ -41,20 +42,22 @@ _ENTRY_COLUMNS = (
 )
 
 # Built once: append is on the hot path of every provision, so it only binds parameters.
-_HEAD_FOR_UPDATE = (
+# Run straight on the driver (jlis.bulk.Prepared): an audited read at a counter appends one entry,
+# and SQLAlchemy's execution path cost more than these three short statements.
+_HEAD_FOR_UPDATE = Prepared(
     select(_H.c.last_seq, _H.c.last_hash).where(_H.c.chain == bindparam("chain")).with_for_update()
 )
 # SQLite: FOR UPDATE does not exist, and pysqlite runs a SELECT before the first write outside any
 # transaction, so two writers could read the same head. A no-op UPDATE opens the transaction and takes
 # SQLite's write lock (waiting on busy_timeout) and RETURNING reads the head under it, in one statement.
-_HEAD_TOUCH = (
+_HEAD_TOUCH = Prepared(
     update(_H)
     .where(_H.c.chain == bindparam("chain_name"))
     .values(last_seq=_H.c.last_seq)
     .returning(_H.c.last_seq, _H.c.last_hash)
 )
-_INSERT_ENTRY = insert(_E)
-_MOVE_HEAD = (
+_INSERT_ENTRY = Prepared(insert(_E), keys=[c.name for c in _ENTRY_COLUMNS])
+_MOVE_HEAD = Prepared(
     update(_H)
     .where(_H.c.chain == bindparam("chain_name"))
     .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
@@ -227,8 +230,12 @@ class AuditLog:
                 )
             )
             prev = digest
-        session.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
-        session.execute(_MOVE_HEAD, {"chain_name": self.chain, "new_seq": seq, "new_hash": prev})
+        bound = Bound(session)
+        if len(rows) == 1:
+            _INSERT_ENTRY.run(bound, rows[0])
+        else:
+            _INSERT_ENTRY.run_many(bound, rows)
+        _MOVE_HEAD.run(bound, {"chain_name": self.chain, "new_seq": seq, "new_hash": prev})
         return out
 
     def _draft(
@@ -257,12 +264,12 @@ class AuditLog:
         return at_utc, actor, action, subject, details_text, json.loads(details_text)
 
     def _lock_head(self, session: Session) -> tuple[int, str]:
-        lock: Executable
+        lock: Prepared
         if _dialect(session) == "sqlite":
             lock, params = _HEAD_TOUCH, {"chain_name": self.chain}
         else:
             lock, params = _HEAD_FOR_UPDATE, {"chain": self.chain}
-        row = session.execute(lock, params).first()
+        row = lock.first(session, params)
         if row is None:
             # First use. ON CONFLICT DO NOTHING: a concurrent first append waits for ours, then both
             # lock the one committed head row.
@@ -280,8 +287,9 @@ class AuditLog:
                 session.execute(sqlite.insert(_H).values(values).on_conflict_do_nothing())
             else:
                 session.execute(insert(_H).values(values))
-            row = session.execute(lock, params).one()
-        return int(row.last_seq), str(row.last_hash)
+            row = lock.first(session, params)
+            assert row is not None  # the head exists now: ours or the concurrent first's
+        return int(row[0]), str(row[1])
 
     # -- reading -----------------------------------------------------------------------------------
 
