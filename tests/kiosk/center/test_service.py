@@ -320,9 +320,14 @@ def test_koseki_goes_to_the_honseki_municipality(center_world: CenterWorld) -> N
     quote = w.center.request(session, CertificateKind.KOSEKI, honseki_lg_code=CHIYODA)
     assert (quote.lg_code, quote.fee) == (CHIYODA, 350)
     _refused(lambda: w.center.issue(session, w.center.pay(quote)), "no_honseki_use")
-    _refused(lambda: w.center.register_honseki_use(session, SHINJUKU), "no_koseki")  # no 戸籍 there
-    w.center.register_honseki_use(session, CHIYODA)  # at the kiosk
-    w.center.register_honseki_use(session, CHIYODA)  # twice: accepted
+    applied = w.center.apply_honseki_use(session, CHIYODA, "井上", "豊")  # 利用登録申請 at the kiosk
+    assert applied.lg_code == CHIYODA
+    quote = w.center.request(session, CertificateKind.KOSEKI, honseki_lg_code=CHIYODA)
+    _refused(lambda: w.center.issue(session, w.center.pay(quote)), "no_honseki_use")  # not approved yet
+    with transaction(w.factory) as s:  # the 本籍 municipality checks it against its 戸籍
+        book = KosekiBook(s, w.clock, CHIYODA, staff)
+        (pending,) = book.applications("pending")
+        book.decide(pending.id, approve=True)
     quote = w.center.request(session, CertificateKind.KOSEKI, honseki_lg_code=CHIYODA)
     issued = w.center.issue(session, w.center.pay(quote))
     assert issued.lg_code == CHIYODA and "井上" in pdf_text(issued.pdf)

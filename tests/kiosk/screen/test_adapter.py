@@ -56,7 +56,7 @@ def test_items_years_and_the_honseki_municipality() -> None:
     (year,) = adapter.offer_options(_item(menu, K.INCOME), menu, dt.date(2026, 6, 1))
     assert year.choices[1] == ("2026", "2026年度")
     (honseki,) = adapter.offer_options(_item(menu, K.KOSEKI), menu, dt.date(2026, 11, 26))
-    assert honseki.name == HONSEKI_FIELD and honseki.text
+    assert honseki.name == HONSEKI_FIELD and honseki.place and not honseki.text
     assert adapter.offer_options(_item(menu, K.SEAL), menu, dt.date(2026, 11, 26)) == ()
 
 

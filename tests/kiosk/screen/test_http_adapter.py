@@ -60,8 +60,8 @@ def test_refusals_over_http_keep_their_code_and_message(http_kiosk: KioskScreenW
     k.choose("seal")  # no 印鑑登録
     r = k.pay()
     assert r.status_code == 409 and "印鑑登録がないため" in r.text
-    r = k.choose("koseki", {"honseki_lg_code": "999999"})
-    assert r.status_code == 409 and "指定された市区町村が見つかりません" in r.text
+    r = k.choose("koseki", {"honseki_lg_code": "999999"})  # not on the master's list: the screen refuses
+    assert r.status_code == 422 and "本籍地の市区町村を一覧から選んでください" in r.text
 
 
 def test_an_unknown_kiosk_token(http_kiosk: KioskScreenWeb) -> None:
@@ -72,3 +72,20 @@ def test_an_unknown_kiosk_token(http_kiosk: KioskScreenWeb) -> None:
     k.start()
     r = k.set_card(holder)
     assert r.status_code == 409 and 'data-code="unknown_kiosk"' in r.text
+
+
+def test_honseki_use_application_over_http(http_kiosk: KioskScreenWeb) -> None:
+    from jlis.kiosk.issuer.tables import HonsekiApplicationRow
+    from jlis.kiosk.screen.pages import APPLIED
+
+    from .test_honseki_use import APPLICATION, _apply, _honseki_elsewhere
+
+    k = http_kiosk
+    k.sign_in(_honseki_elsewhere(k))
+    assert 'id="honseki-use"' in k.client.get("/kiosk/menu").text  # the menu's flag over HTTP
+    r = _apply(k, APPLICATION)
+    assert r.status_code == 200 and APPLIED in r.text and "東京都千代田区" in r.text
+    r = _apply(k, APPLICATION)
+    assert r.status_code == 409 and "本籍地利用登録の申請はすでに受け付けています" in r.text
+    (row,) = k.world.rows(HonsekiApplicationRow)
+    assert (row.state, row.kiosk_id) == ("pending", "K-HTTP")

@@ -192,9 +192,13 @@ def test_the_menu_is_the_municipalitys_and_other_kinds_are_not_offered(kiosk_web
     r = k.choose("resident_items")
     assert r.headers["location"] == "/kiosk/menu"
     koseki = k.client.get("/kiosk/certificates/koseki")
-    assert 'name="honseki_lg_code"' in koseki.text
-    r = k.choose("koseki", {"honseki_lg_code": "999999"})
-    assert r.status_code == 409 and "指定された市区町村が見つかりません" in r.text
+    assert 'name="honseki_lg_code"' in koseki.text and 'name="pref"' in koseki.text  # lists, not a code
+    assert "お住まいの市区町村（東京都新宿区）" in koseki.text and f'value="{CHIYODA}"' not in koseki.text
+    koseki = k.client.get("/kiosk/certificates/koseki?pref=13")
+    assert re.search(f'<option value="{CHIYODA}"\\s*>東京都千代田区</option>', koseki.text)
+    for bad in ("999999", "141003", "13101"):  # unknown; a 政令市 (listed by its wards); not a code
+        r = k.choose("koseki", {"honseki_lg_code": bad})
+        assert r.status_code == 422 and "本籍地の市区町村を一覧から選んでください" in r.text
     r = k.choose("resident", {"copies": "11"})
     assert r.status_code == 422 and "部数を選んでください" in r.text
     r = k.choose("resident", {"scope": "everyone"})

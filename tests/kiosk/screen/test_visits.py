@@ -153,7 +153,7 @@ def test_the_csrf_token_is_bound_to_the_visit() -> None:
 
 def _menu() -> Menu:
     scope = Option("scope", "対象となる方", (("self", "本人のみ"), ("household", "世帯全員")), "self")
-    honseki = Option("honseki_lg_code", "本籍地", text=True, hint="空欄のまま")
+    honseki = Option("honseki_lg_code", "本籍地", place=True, hint="空欄のまま")
     item = Option("item_name", "氏名", default="1", group="証明する事項")
     return Menu(
         "東京都千代田区",

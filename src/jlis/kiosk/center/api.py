@@ -11,7 +11,8 @@ the session token (``X-Kiosk-Session``) and the request id — never personal da
 | POST | ``/sessions/login`` | ``{challenge, certificate, signature}`` → the session |
 | POST | ``/sessions/card-error`` | ``{challenge, error, tries_left}`` (card failed) → the refusal |
 | GET | ``/menu`` | the municipality's offer, fees, 罹災証明書 |
-| POST | ``/honseki-use`` | ``{honseki_lg_code}``: 本籍地利用登録 at the kiosk |
+| POST | ``/honseki-use`` | ``{honseki_lg_code}``: 本籍地利用登録 at once (tests, development) |
+| POST | ``/honseki-applications`` | ``{honseki_lg_code, head_family_name, head_given_name}``: 申請 |
 | POST | ``/requests`` | ``{kind, copies, household, ..., honseki_lg_code}`` → the quote |
 | POST | ``/requests/{request_id}/payment`` | ``{amount}`` → the receipt (simulated payment) |
 | POST | ``/requests/{request_id}/issue`` | → the certificate (PDF base64) and its verification data |
@@ -180,23 +181,36 @@ def menu(
             for i in m.items
         ],
         "disasters": [{"id": d, "name": n} for d, n in m.disasters],
+        "honseki_elsewhere": m.honseki_elsewhere,
     }
 
 
-class HonsekiUseIn(BaseModel):
+class HonsekiApplicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     honseki_lg_code: str = Field(description="本籍地の市区町村コード")
+    head_family_name: str = Field(description="筆頭者の氏")
+    head_given_name: str = Field(description="筆頭者の名")
 
 
-@router.post("/honseki-use", status_code=204, summary="本籍地利用登録 (キオスク端末から)")
-def honseki_use(
-    body: HonsekiUseIn,
+@router.post("/honseki-applications", summary="本籍地利用登録申請 (キオスク端末から)")
+def honseki_application(
+    body: HonsekiApplicationIn,
     request: Request,
     kiosk_id: str = Depends(kiosk_caller),
     x_kiosk_session: str | None = Header(None),
-) -> None:
-    center = center_of(request.app)
-    center.register_honseki_use(_session(request, kiosk_id, x_kiosk_session), body.honseki_lg_code)
+) -> dict[str, Any]:
+    applied = center_of(request.app).apply_honseki_use(
+        _session(request, kiosk_id, x_kiosk_session),
+        body.honseki_lg_code,
+        body.head_family_name,
+        body.head_given_name,
+    )
+    return {
+        "lg_code": applied.lg_code,
+        "municipality": applied.municipality,
+        "applied_at": applied.applied_at.isoformat(),
+        "state": "pending",
+    }
 
 
 @router.post("/requests", summary="証明書の要求 (手数料の見積り)")

@@ -85,6 +85,17 @@ class Menu:
     items: tuple[MenuItem, ...]
     disasters: tuple[tuple[str, str], ...] = ()  # (id, name) with an approved 罹災証明書 application
     my_number_allowed: bool = False
+    # The 住民票 names a 本籍 in another municipality: the kiosk offers 本籍地利用登録申請.
+    honseki_elsewhere: bool = False
+
+
+@dataclass(frozen=True)
+class HonsekiApplied:
+    """A 本籍地利用登録申請 the 本籍 municipality's certificate server recorded (pending its check)."""
+
+    lg_code: str  # the 本籍 municipality
+    municipality: str  # its name, for the screen
+    applied_at: dt.datetime
 
 
 @dataclass(frozen=True)

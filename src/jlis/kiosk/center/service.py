@@ -76,6 +76,7 @@ from jlis.jpki.verifiers import PURPOSE_HEADER, QueryRecord, VerifierRegistry
 from jlis.kiosk.center.errors import CenterReason, CenterRefused
 from jlis.kiosk.center.models import (
     CenterSession,
+    HonsekiApplied,
     IssuedCertificate,
     KioskChallenge,
     Menu,
@@ -101,6 +102,7 @@ from jlis.kiosk.center.tables import (
 from jlis.kiosk.content import CertificateKind
 from jlis.kiosk.fees import FeeTable, load_fees
 from jlis.kiosk.issuer.errors import IssuanceRefused
+from jlis.kiosk.issuer.koseki import KosekiBook
 from jlis.kiosk.issuer.models import IssueOptions
 from jlis.kiosk.issuer.policy import PolicyBook, load_policies
 from jlis.kiosk.issuer.rules import HONSEKI_KINDS
@@ -604,10 +606,34 @@ class IssuanceCenter:
                 and kind in schedule
                 and (kind is not CertificateKind.DAMAGE or disasters)
             )
-            return Menu(lg, live.session.municipality, server, items, disasters, policy.my_number_allowed)
+            elsewhere = self._honseki_elsewhere(live)
+            return Menu(
+                lg, live.session.municipality, server, items, disasters, policy.my_number_allowed, elsewhere
+            )
         except CenterRefused as exc:
             self._log_refusal(session.kiosk_id, Stage.REQUEST, exc, started)
             raise
+
+    def _honseki_elsewhere(self, live: _Live) -> bool:
+        """Whether the holder's 住民票 names a 本籍 in another municipality (read by the residence's
+        certificate server; the register audits the read). Only a yes or no reaches the kiosk."""
+        with transaction(self.factory) as s:
+            try:
+                holder = HolderLookup(s, self.clock, CENTER_PRINCIPAL).holder(
+                    live.certificate, purpose=PURPOSE
+                )
+                server = CertificateServer(
+                    s,
+                    self.clock,
+                    live.session.lg_code,
+                    principal=CENTER_PRINCIPAL,
+                    registry=self.container.registry,
+                    geography=self.container.geography,
+                    policies=self.policies,
+                )
+                return server.honseki_elsewhere(holder.resident_code)
+            except (NotFound, RuleViolation):
+                return False
 
     def _disasters(self, live: _Live) -> tuple[tuple[str, str], ...]:
         from jlis.bcl.certificate import issuable_disasters
@@ -741,28 +767,40 @@ class IssuanceCenter:
             self._log_refusal(getattr(quote, "kiosk_id", "?")[:32], Stage.PAY, exc, started, quote=quote)
             raise
 
-    def register_honseki_use(self, session: CenterSession, honseki_lg_code: str) -> None:
-        """本籍地利用登録 at the kiosk (facts §6.3): the authenticated resident registers with their
-        本籍 municipality, which must have them in one of its 戸籍. Idempotent for the resident (an
-        existing registration is accepted); refusals as ``no_koseki``, logged."""
-        from jlis.kiosk.issuer.errors import RefusalReason
-        from jlis.kiosk.issuer.koseki import KosekiBook
-
+    def apply_honseki_use(
+        self, session: CenterSession, honseki_lg_code: str, head_family_name: str, head_given_name: str
+    ) -> HonsekiApplied:
+        """本籍地利用登録申請 at the kiosk (facts §6.3), with the card and PIN of the session: the
+        application goes to the 本籍 municipality's certificate server, which records it pending
+        until its staff check it against the 戸籍 (days later). Nothing is charged. Refusals
+        (unknown or non-participating municipality, a bad 筆頭者 name, one already pending, already
+        registered) are :class:`CenterRefused`, logged."""
         started = self.clock.now()
         try:
             live = self._live(session)
             lg = self._known_municipality(honseki_lg_code)
-            with transaction(self.factory) as s:
-                holder = HolderLookup(s, self.clock, CENTER_PRINCIPAL).holder(
-                    live.certificate, purpose=PURPOSE
-                )
-                book = KosekiBook(s, self.clock, lg, CENTER_PRINCIPAL)
-                if not book.use_registered(holder.resident_code):
-                    try:
-                        book.register_use(holder.resident_code)
-                    except RuleViolation as exc:
-                        reason = RefusalReason.NO_KOSEKI
-                        raise CenterRefused(reason.value, reason.message, exc.message, field="戸籍") from exc
+            self._server_for(lg)  # the 本籍 municipality takes part in コンビニ交付
+            try:
+                with transaction(self.factory) as s:
+                    holder = HolderLookup(s, self.clock, CENTER_PRINCIPAL).holder(
+                        live.certificate, purpose=PURPOSE
+                    )
+                    applied = KosekiBook(s, self.clock, lg, CENTER_PRINCIPAL).apply_use(
+                        holder.resident_code, head_family_name, head_given_name, kiosk_id=session.kiosk_id
+                    )
+            except IssuanceRefused as exc:
+                raise CenterRefused(exc.code, exc.message, exc.detail, field=exc.field) from exc
+            except InvalidInput as exc:
+                field = str(exc.context.get("field", "kiosk"))
+                raise CenterRefused(
+                    CenterReason.INVALID_REQUEST.value,
+                    f"{field}を確認してください。",
+                    f"{field}: {exc.context.get('rule', exc.message)}",
+                    field=field,
+                ) from exc
+            except (NotFound, RuleViolation) as exc:
+                raise CenterRefused.wrap(CenterReason.HOLDER_UNKNOWN, exc) from exc
+            return HonsekiApplied(lg, self._municipality_name(lg), applied.applied_at)
         except CenterRefused as exc:
             self._log_refusal(session.kiosk_id, Stage.REQUEST, exc, started)
             raise

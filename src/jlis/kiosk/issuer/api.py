@@ -3,7 +3,8 @@
 
 - 印鑑登録: register a seal impression (PNG, base64), look a registration up, abolish it;
 - DV 支援措置: start and lift a measure;
-- 本籍地利用登録 at the counter of the 本籍 municipality;
+- 本籍地利用登録 at the counter of the 本籍 municipality, and the applications made at kiosks:
+  list them, approve (checked against the 戸籍) or reject them;
 - 証明書 at the counter: the same content the kiosk would get, through the same rules
   (``POST .../certificates``); a refusal answers 409 with its stable ``code`` and Japanese message.
 
@@ -33,6 +34,7 @@ from jlis.kiosk.issuer.models import (
     DEFAULT_RESIDENT_ITEMS,
     RESIDENT_ITEMS,
     AbolishReason,
+    HonsekiApplication,
     IssueOptions,
     SealRegistration,
 )
@@ -119,6 +121,38 @@ class MeasureOut(BaseModel):
 
 class ResidentIn(Strict):
     resident_code: str = Field(title="住民票コード")
+
+
+class ApplicationOut(BaseModel):
+    id: int
+    resident_code: str
+    head_family_name: str = Field(title="筆頭者の氏")
+    head_given_name: str = Field(title="筆頭者の名")
+    kiosk_id: str | None = Field(title="申請したキオスク端末")
+    applied_at: dt.datetime
+    state: str = Field(title="状態", description="pending, approved, rejected")
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    reason: str | None = Field(title="却下の理由")
+
+    @classmethod
+    def of(cls, a: HonsekiApplication) -> ApplicationOut:
+        return cls(
+            id=a.id,
+            resident_code=a.resident_code,
+            head_family_name=a.head_family_name,
+            head_given_name=a.head_given_name,
+            kiosk_id=a.kiosk_id,
+            applied_at=a.applied_at,
+            state=a.state,
+            decided_at=a.decided_at,
+            decided_by=a.decided_by,
+            reason=a.reason,
+        )
+
+
+class RejectIn(Strict):
+    reason: str = Field(title="却下の理由", description="200 文字まで")
 
 
 class CertificateIn(Strict):
@@ -283,6 +317,69 @@ def register_honseki_use(
 ) -> None:
     clock = get_container(request).clock
     run(request, lambda s: KosekiBook(s, clock, lg_code, principal).register_use(body.resident_code))
+
+
+@router.get(
+    "/honseki-applications",
+    response_model=list[ApplicationOut],
+    responses=ERRORS,
+    summary="本籍地利用登録申請の一覧 (キオスク端末から)",
+)
+def list_honseki_applications(
+    lg_code: str,
+    request: Request,
+    state: str = "pending",
+    principal: Principal = Depends(staff_of_path),
+) -> list[ApplicationOut]:
+    """``state``: pending (default), approved, rejected or all."""
+    clock = get_container(request).clock
+    wanted = None if state == "all" else state
+    return run(
+        request,
+        lambda s: [
+            ApplicationOut.of(a) for a in KosekiBook(s, clock, lg_code, principal).applications(wanted)
+        ],
+    )
+
+
+@router.post(
+    "/honseki-applications/{application_id}/approve",
+    response_model=ApplicationOut,
+    responses=ERRORS,
+    summary="本籍地利用登録申請の承認 (戸籍と筆頭者を確認して登録)",
+)
+def approve_honseki_application(
+    lg_code: str, application_id: int, request: Request, principal: Principal = Depends(staff_of_path)
+) -> ApplicationOut:
+    clock = get_container(request).clock
+    return run(
+        request,
+        lambda s: ApplicationOut.of(
+            KosekiBook(s, clock, lg_code, principal).decide(application_id, approve=True)
+        ),
+    )
+
+
+@router.post(
+    "/honseki-applications/{application_id}/reject",
+    response_model=ApplicationOut,
+    responses=ERRORS,
+    summary="本籍地利用登録申請の却下",
+)
+def reject_honseki_application(
+    lg_code: str,
+    application_id: int,
+    body: RejectIn,
+    request: Request,
+    principal: Principal = Depends(staff_of_path),
+) -> ApplicationOut:
+    clock = get_container(request).clock
+    return run(
+        request,
+        lambda s: ApplicationOut.of(
+            KosekiBook(s, clock, lg_code, principal).decide(application_id, approve=False, reason=body.reason)
+        ),
+    )
 
 
 @router.post(

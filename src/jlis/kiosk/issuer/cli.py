@@ -83,6 +83,60 @@ def seal_sweep(
     typer.echo(f"{len(done)} abolished")
 
 
+@app.command("honseki-applications")
+def honseki_applications(
+    lg_code: Annotated[str, typer.Option("--lg-code", help="The 本籍 municipality")],
+    state: Annotated[str, typer.Option("--state", help="pending, approved, rejected or all")] = "pending",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """本籍地利用登録申請 made at kiosks for this 本籍 municipality (pending ones by default)."""
+    from jlis.kiosk.issuer.koseki import KosekiBook
+
+    with container(database_url) as built, transaction(built.factory) as s:
+        found = KosekiBook(s, built.clock, lg_code, _staff(lg_code)).applications(
+            None if state == "all" else state
+        )
+    for a in found:
+        decided = f"\t{a.decided_by} {a.decided_at:%Y-%m-%d %H:%M}" if a.decided_at else ""
+        why = f"\t{a.reason}" if a.reason else ""
+        typer.echo(
+            f"{a.id}\t{a.state}\t{a.resident_code}\t筆頭者 {a.head_family_name}\u3000{a.head_given_name}"
+            f"\t{a.applied_at:%Y-%m-%d %H:%M}{decided}{why}"
+        )
+    typer.echo(f"{len(found)} application(s)")
+
+
+@app.command("honseki-approve")
+def honseki_approve(
+    application_id: Annotated[int, typer.Argument(help="The application's id")],
+    lg_code: Annotated[str, typer.Option("--lg-code", help="The 本籍 municipality")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Approve a pending 本籍地利用登録申請 (the applicant must be in a 戸籍 here with that 筆頭者)."""
+    from jlis.kiosk.issuer.koseki import KosekiBook
+
+    with container(database_url) as built, transaction(built.factory) as s:
+        a = KosekiBook(s, built.clock, lg_code, _staff(lg_code)).decide(application_id, approve=True)
+    typer.echo(f"approved {a.id}: {a.resident_code} may obtain 戸籍 certificates of {lg_code} at kiosks")
+
+
+@app.command("honseki-reject")
+def honseki_reject(
+    application_id: Annotated[int, typer.Argument(help="The application's id")],
+    lg_code: Annotated[str, typer.Option("--lg-code", help="The 本籍 municipality")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (up to 200 characters)")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Reject a pending 本籍地利用登録申請, with the reason."""
+    from jlis.kiosk.issuer.koseki import KosekiBook
+
+    with container(database_url) as built, transaction(built.factory) as s:
+        a = KosekiBook(s, built.clock, lg_code, _staff(lg_code)).decide(
+            application_id, approve=False, reason=reason
+        )
+    typer.echo(f"rejected {a.id}: {a.reason}")
+
+
 @app.command()
 def issue(
     lg_code: Annotated[str, typer.Option("--lg-code", help="The issuing municipality")],

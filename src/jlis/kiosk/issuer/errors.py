@@ -29,6 +29,8 @@ class RefusalReason(enum.StrEnum):
     NO_TAX_ASSESSMENT = "no_tax_assessment"
     NO_KOSEKI = "no_koseki"
     NO_HONSEKI_USE = "no_honseki_use"
+    HONSEKI_USE_PENDING = "honseki_use_pending"
+    HONSEKI_USE_REGISTERED = "honseki_use_registered"
     NO_FUHYO = "no_fuhyo"
     NO_DAMAGE_CERTIFICATE = "no_damage_certificate"
     REQUEST_REPLAYED = "request_replayed"
@@ -65,6 +67,10 @@ _MESSAGES = {
     RefusalReason.NO_KOSEKI: "この市区町村に戸籍がないため、交付できません。",
     RefusalReason.NO_HONSEKI_USE: "本籍地利用登録がないため、戸籍の証明書を交付できません。"
     "先に本籍地利用登録の申請をしてください。",
+    RefusalReason.HONSEKI_USE_PENDING: "本籍地利用登録の申請はすでに受け付けています。"
+    "本籍地での確認後（数日）ご利用いただけます。",
+    RefusalReason.HONSEKI_USE_REGISTERED: "本籍地利用登録はすでに済んでいます。"
+    "戸籍の証明書を選んでください。",
     RefusalReason.NO_FUHYO: "戸籍の附票の記録がないため、交付できません。",
     RefusalReason.NO_DAMAGE_CERTIFICATE: "罹災証明書の交付決定がないため、交付できません。",
     RefusalReason.REQUEST_REPLAYED: "この要求はすでに処理されています。はじめからやり直してください。",
@@ -89,6 +95,8 @@ _FIELDS = {
     RefusalReason.NO_TAX_ASSESSMENT: "課税年度",
     RefusalReason.NO_KOSEKI: "戸籍",
     RefusalReason.NO_HONSEKI_USE: "本籍地利用登録",
+    RefusalReason.HONSEKI_USE_PENDING: "本籍地利用登録",
+    RefusalReason.HONSEKI_USE_REGISTERED: "本籍地利用登録",
     RefusalReason.NO_FUHYO: "戸籍の附票",
     RefusalReason.NO_DAMAGE_CERTIFICATE: "罹災証明書",
     RefusalReason.REQUEST_REPLAYED: "要求番号",

@@ -6,7 +6,9 @@ marked, never deleted. A member carries the 住民票コード that the 戸籍�
 how the certificate server finds the 戸籍 of the resident the kiosk authenticated.
 
 A person who lives elsewhere obtains 戸籍 certificates at a kiosk only after 本籍地利用登録 with
-the 本籍 municipality (facts §6.3): :meth:`KosekiBook.register_use`.
+the 本籍 municipality (facts §6.3): applied for at the kiosk (:meth:`KosekiBook.apply_use`, pending),
+checked and approved or rejected by the 本籍 municipality's staff (:meth:`KosekiBook.decide`; an
+approval makes the registration), or registered at the counter (:meth:`KosekiBook.register_use`).
 """
 
 from __future__ import annotations
@@ -19,22 +21,34 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jlis.auth.models import Principal, PrincipalKind
 from jlis.clock import Clock
 from jlis.codes import LgCode, ResidentCode
 from jlis.errors import InvalidInput, NotFound, RuleViolation
-from jlis.kiosk.issuer.access import audit_read, require_keeper, require_reader
-from jlis.kiosk.issuer.models import Koseki, KosekiEvent, KosekiMember
+from jlis.kiosk.issuer.access import ACCESS_LOG, SYSTEM, audit_read, require_keeper, require_reader
+from jlis.kiosk.issuer.errors import IssuanceRefused, RefusalReason
+from jlis.kiosk.issuer.models import HonsekiApplication, Koseki, KosekiEvent, KosekiMember
 from jlis.kiosk.issuer.seals import RegisterFactory
-from jlis.kiosk.issuer.tables import HonsekiUseRow, KosekiMemberRow, KosekiRow
+from jlis.kiosk.issuer.tables import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    HonsekiApplicationRow,
+    HonsekiUseRow,
+    KosekiMemberRow,
+    KosekiRow,
+)
 from jlis.masters import Geography
 from jlis.registry import ResidentView, Sex, Status
 from jlis.registry.models import MAX_ADDRESS_LENGTH, check_name, check_text
 from jlis.registry.service import active_codes
 
 DEATH = "死亡"
+MAX_REASON = 200  # characters of a rejection's reason
+MAX_LISTED = 500  # applications listed at once
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,22 @@ def _member(row: KosekiMemberRow) -> KosekiMember:
         events=events,
         removed=row.removed,
         removed_reason=row.removed_reason,
+    )
+
+
+def _application(row: HonsekiApplicationRow) -> HonsekiApplication:
+    return HonsekiApplication(
+        id=row.id,
+        lg_code=row.lg_code,
+        resident_code=row.resident_code,
+        head_family_name=row.head_family_name,
+        head_given_name=row.head_given_name,
+        kiosk_id=row.kiosk_id,
+        applied_at=row.applied_at,
+        state=row.state,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        reason=row.reason,
     )
 
 
@@ -223,6 +253,141 @@ class KosekiBook:
     def use_registered(self, resident_code: str) -> bool:
         require_reader(self.principal, self.lg_code)
         return self._use_row(str(ResidentCode.parse(resident_code))) is not None
+
+    # ------------------------------------------------------------------ 本籍地利用登録申請 (kiosk)
+
+    def apply_use(
+        self, resident_code: str, head_family_name: str, head_given_name: str, *, kiosk_id: str | None = None
+    ) -> HonsekiApplication:
+        """本籍地利用登録申請 made at a kiosk by the resident the issuance center authenticated:
+        recorded as ``pending`` for the staff here to check (nothing is checked against the 戸籍
+        now, so the kiosk learns nothing of it). Refused (:class:`IssuanceRefused`) while one is
+        pending or once the person is registered; the 筆頭者's name is checked like any name."""
+        require_reader(self.principal, self.lg_code)
+        code = str(ResidentCode.parse(resident_code))
+        family = check_name("筆頭者の氏", head_family_name)
+        given = check_name("筆頭者の名", head_given_name)
+        if self.use_registered(code):
+            raise IssuanceRefused(RefusalReason.HONSEKI_USE_REGISTERED, "already registered")
+        pending = RefusalReason.HONSEKI_USE_PENDING
+        if self._pending_row(code) is not None:
+            raise IssuanceRefused(pending, "an application is pending")
+        row = HonsekiApplicationRow(
+            lg_code=self.lg_code,
+            resident_code=code,
+            head_family_name=family,
+            head_given_name=given,
+            kiosk_id=kiosk_id,
+            applied_at=self.clock.now(),
+            applied_by=self.principal.actor,
+            state=PENDING,
+        )
+        savepoint = self.s.begin_nested()  # a concurrent twin hits the partial unique index
+        try:
+            self.s.add(row)
+            self.s.flush()
+        except IntegrityError:
+            savepoint.rollback()
+            raise IssuanceRefused(pending, "an application is pending") from None
+        savepoint.commit()
+        self._audit_write("honseki_use.apply", row)
+        return _application(row)
+
+    def applications(
+        self, state: str | None = PENDING, *, limit: int = MAX_LISTED
+    ) -> list[HonsekiApplication]:
+        """The applications here (``state`` None: all), oldest first; each listed one is audited."""
+        require_keeper(self.principal, self.lg_code)
+        t = HonsekiApplicationRow
+        stmt = select(t).where(t.lg_code == self.lg_code)
+        if state is not None:
+            if state not in (PENDING, APPROVED, REJECTED):
+                raise InvalidInput("状態", f"must be one of {PENDING}, {APPROVED}, {REJECTED}")
+            stmt = stmt.where(t.state == state)
+        rows = list(self.s.scalars(stmt.order_by(t.applied_at, t.id).limit(max(1, min(limit, MAX_LISTED)))))
+        now = self.clock.now()
+        ACCESS_LOG.append_many(
+            self.s,
+            [
+                {
+                    "at": now,
+                    "actor": self.principal.actor,
+                    "action": "read",
+                    "subject": r.resident_code,
+                    "details": {
+                        "system": SYSTEM,
+                        "lg_code": self.lg_code,
+                        "purpose": "本籍地利用登録申請の確認",
+                        "application_id": r.id,
+                    },
+                }
+                for r in rows
+            ],
+        )
+        return [_application(r) for r in rows]
+
+    def decide(self, application_id: int, *, approve: bool, reason: str | None = None) -> HonsekiApplication:
+        """The staff's decision on a pending application. Approval checks that the applicant is
+        entered (not 除籍) in a 戸籍 here whose 筆頭者 is the name applied with, then makes the
+        registration (:class:`HonsekiUseRow`); a rejection needs its reason. Both are audited."""
+        require_keeper(self.principal, self.lg_code)
+        why = check_text("却下の理由", reason, max_length=MAX_REASON, required=not approve)
+        t = HonsekiApplicationRow
+        row = self.s.execute(
+            select(t).where(t.id == application_id, t.lg_code == self.lg_code).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("本籍地利用登録申請", str(application_id))
+        if row.state != PENDING:
+            raise RuleViolation("本籍地利用登録申請", f"must be pending (it is {row.state})")
+        if approve:
+            member = self._member_row(row.resident_code)
+            koseki = self.s.get(KosekiRow, member.koseki_id) if member is not None else None
+            if koseki is None:
+                raise RuleViolation("戸籍", "the applicant is not entered in a 戸籍 of this municipality")
+            head = (koseki.head_family_name, koseki.head_given_name)
+            if head != (row.head_family_name, row.head_given_name):
+                raise RuleViolation("筆頭者", "must be the 筆頭者 of the applicant's 戸籍")
+            use = self._use_row(row.resident_code)
+            if use is None:
+                use = HonsekiUseRow(
+                    lg_code=self.lg_code,
+                    resident_code=row.resident_code,
+                    koseki_id=koseki.id,
+                    registered_at=self.clock.now(),
+                    registered_by=self.principal.actor,
+                )
+                self.s.add(use)
+                self.s.flush()
+            row.honseki_use_id = use.id
+        row.state = APPROVED if approve else REJECTED
+        row.decided_at, row.decided_by, row.reason = self.clock.now(), self.principal.actor, why
+        self.s.flush()
+        self._audit_write("honseki_use.approve" if approve else "honseki_use.reject", row)
+        return _application(row)
+
+    def _pending_row(self, code: str) -> HonsekiApplicationRow | None:
+        t = HonsekiApplicationRow
+        return self.s.execute(
+            select(t).where(t.lg_code == self.lg_code, t.resident_code == code, t.state == PENDING)
+        ).scalar_one_or_none()
+
+    def _audit_write(self, action: str, row: HonsekiApplicationRow) -> None:
+        details = {"system": SYSTEM, "lg_code": self.lg_code, "application_id": row.id, "state": row.state}
+        if row.kiosk_id:
+            details["kiosk_id"] = row.kiosk_id
+        if row.reason:
+            details["reason"] = row.reason
+        if row.honseki_use_id:
+            details["honseki_use_id"] = row.honseki_use_id
+        ACCESS_LOG.append(
+            self.s,
+            at=self.clock.now(),
+            actor=self.principal.actor,
+            action=action,
+            subject=row.resident_code,
+            details=details,
+        )
 
     # ------------------------------------------------------------------ internals
 

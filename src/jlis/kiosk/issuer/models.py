@@ -351,3 +351,20 @@ class Koseki:
 
     def member(self, resident_code: str) -> KosekiMember | None:
         return next((m for m in self.members if m.resident_code == resident_code), None)
+
+
+@dataclass(frozen=True)
+class HonsekiApplication:
+    """本籍地利用登録申請 as the 本籍 municipality keeps it (state pending / approved / rejected)."""
+
+    id: int
+    lg_code: str
+    resident_code: str
+    head_family_name: str
+    head_given_name: str
+    kiosk_id: str | None
+    applied_at: dt.datetime
+    state: str
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None

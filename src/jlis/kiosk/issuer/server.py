@@ -255,6 +255,17 @@ class CertificateServer:
 
         return build
 
+    def honseki_elsewhere(self, resident_code: str) -> bool:
+        """Whether the 住民票 here names a 本籍 in another municipality (the kiosk then offers
+        本籍地利用登録申請). The register audits its read; False for anyone not registered here."""
+        code = str(ResidentCode.parse(resident_code))
+        try:
+            person = self.registry(self.s, self.lg_code, self.principal.actor).find_by_code(code)
+        except NotFound:
+            return False
+        honseki = person.honseki_lg_code
+        return person.status is Status.ACTIVE and bool(honseki) and honseki != self.lg_code
+
     def _lives_here(self, code: str) -> bool:
         if not self.geo.municipality(self.lg_code).hosts_register:
             return False

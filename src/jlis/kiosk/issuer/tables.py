@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -125,6 +126,44 @@ class HonsekiUseRow(Base):
     registered_by: Mapped[str] = mapped_column(String(64))
     cancelled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     __table_args__ = (Index("ix_kiosk_honseki_use", "lg_code", "resident_code"),)
+
+
+PENDING = "pending"  # applied for at a kiosk; the 本籍 municipality has not decided yet
+APPROVED = "approved"  # checked against the 戸籍: a HonsekiUseRow was made
+REJECTED = "rejected"  # refused by the 本籍 municipality (``reason`` says why)
+
+
+class HonsekiApplicationRow(Base):
+    """本籍地利用登録申請: made by the resident at a kiosk (card and PIN), kept by the 本籍
+    municipality until its staff approve it (a :class:`HonsekiUseRow` is made) or reject it. At
+    most one pending application per person and municipality (a partial unique index)."""
+
+    __tablename__ = "kiosk_honseki_applications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lg_code: Mapped[str] = mapped_column(String(6))  # the 本籍 municipality
+    resident_code: Mapped[str] = mapped_column(String(11))
+    head_family_name: Mapped[str] = mapped_column(String(50))  # 筆頭者の氏, as the applicant typed it
+    head_given_name: Mapped[str] = mapped_column(String(50))  # 筆頭者の名
+    kiosk_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    applied_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    applied_by: Mapped[str] = mapped_column(String(64))  # the actor that recorded it (the center)
+    state: Mapped[str] = mapped_column(String(8), default=PENDING, server_default=PENDING)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)  # why rejected
+    honseki_use_id: Mapped[int | None] = mapped_column(ForeignKey("kiosk_honseki_use.id"), nullable=True)
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state_known"),
+        Index("ix_kiosk_honseki_app_state", "lg_code", "state", "applied_at"),
+        Index(
+            "uq_kiosk_honseki_app_pending",
+            "lg_code",
+            "resident_code",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
 
 
 class DvFlagRow(Base):

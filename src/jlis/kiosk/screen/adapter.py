@@ -139,7 +139,7 @@ class InProcessCenter:
         from jlis.kiosk.center.models import MAX_COPIES
 
         offers = offers_of(menu, self.center.clock.now().astimezone(JST).date())
-        return Menu(menu.municipality, offers, MAX_COPIES)
+        return Menu(menu.municipality, offers, MAX_COPIES, menu.honseki_elsewhere)
 
     def quote(self, visit: CenterVisit, kind: str, options: Mapping[str, object], copies: int) -> Quote:
         session = self._session(visit)
@@ -177,6 +177,18 @@ class InProcessCenter:
         except JlisError as exc:
             raise _refusal(exc) from exc
         return _printout(issued)
+
+    def apply_honseki_use(
+        self, visit: CenterVisit, honseki_lg_code: str, head_family_name: str, head_given_name: str
+    ) -> str:
+        session = self._session(visit)
+        try:
+            applied = self.center.apply_honseki_use(
+                session, honseki_lg_code, head_family_name, head_given_name
+            )
+        except JlisError as exc:
+            raise _refusal(exc) from exc
+        return applied.municipality
 
     def close(self, visit: CenterVisit) -> None:
         """The card was taken: the center ends the session of this token (its quotes and held
@@ -248,9 +260,9 @@ def offer_options(
         out.append(
             Option(
                 HONSEKI_FIELD,
-                "本籍地の市区町村 (地方公共団体コード6桁)",
-                text=True,
-                hint=f"本籍地が{menu.municipality}なら空欄のまま",
+                "本籍地の市区町村",
+                place=True,
+                hint=f"本籍地が{menu.municipality}なら「お住まいの市区町村」のまま",
             )
         )
     return tuple(out)

@@ -127,9 +127,10 @@ class HttpCenter:
             ),
             tuple((d["id"], d["name"]) for d in body["disasters"]),
             bool(body["my_number_allowed"]),
+            bool(body.get("honseki_elsewhere", False)),
         )
         offers = offers_of(menu, self.clock.now().astimezone(JST).date())
-        return Menu(menu.municipality, offers, center_models.MAX_COPIES)
+        return Menu(menu.municipality, offers, center_models.MAX_COPIES, menu.honseki_elsewhere)
 
     def quote(self, visit: CenterVisit, kind: str, options: Mapping[str, object], copies: int) -> Quote:
         try:
@@ -186,6 +187,19 @@ class HttpCenter:
             fee=int(body["fee"]),
             sha256=body["sha256"],
         )
+
+    def apply_honseki_use(
+        self, visit: CenterVisit, honseki_lg_code: str, head_family_name: str, head_given_name: str
+    ) -> str:
+        payload = {
+            "honseki_lg_code": honseki_lg_code,
+            "head_family_name": head_family_name,
+            "head_given_name": head_given_name,
+        }
+        body = self._answer(
+            self.client.post(f"{PATH}/honseki-applications", json=payload, headers=self._headers(visit))
+        )
+        return str(body["municipality"])
 
     def close(self, visit: CenterVisit) -> None:
         self.client.delete(f"{PATH}/sessions/current", headers=self._headers(visit))

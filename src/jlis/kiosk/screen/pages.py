@@ -2,7 +2,9 @@
 
 待受 → 行政サービス → カードを置く → 暗証番号 (4桁) → 証明書を選ぶ (options, copies) → 手数料 →
 お支払い (simulated) → 印刷 (the PDF is shown and can be downloaded) → カード・証明書の取り忘れ防止 →
-終了. Every refusal of the issuance center is shown with its Japanese message.
+終了. Every refusal of the issuance center is shown with its Japanese message. For a person whose
+本籍 is elsewhere the menu also offers 本籍地利用登録申請 (``/kiosk/honseki-use``: the 本籍地 picked
+from the master's lists, prefecture then municipality, and the 筆頭者's name; nothing charged).
 
 Three parties, kept apart in the code as on the street:
 
@@ -43,6 +45,7 @@ from jlis.kiosk.screen import messages
 from jlis.kiosk.screen.port import CenterRefused, CenterVisit, KioskCenter, Offer
 from jlis.kiosk.screen.reader import MAX_CARD_FILE, CardSlot, check_pin, demo_cards
 from jlis.kiosk.screen.visits import Outcome, Step, Visit, Visits, csrf_for
+from jlis.masters import Geography, Municipality, Prefecture
 from jlis.web.deps import CSRF_FIELD, get_container, kiosk_visit, public
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -50,7 +53,15 @@ TEMPLATE_DIR = PACKAGE_DIR / "templates"
 STYLESHEET = PACKAGE_DIR / "static" / "kiosk.css"
 COOKIE = "jlis_kiosk"
 MAX_TEXT_OPTION = 20
+MAX_HEAD_NAME = 50  # characters of the 筆頭者's 氏 or 名 (as the register's names)
 _DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() accepts １ and ١
+_LG_CODE = re.compile(r"[0-9]{6}")
+PREF = "pref"  # the query parameter (and hidden field) of the prefecture chosen for a 本籍地
+PLACE_FIELD = "本籍地の市区町村"
+HONSEKI_USE_LG = "honseki_lg_code"
+HEAD_FAMILY = "head_family_name"
+HEAD_GIVEN = "head_given_name"
+APPLIED = "申請を受け付けました。本籍地での確認後（数日）ご利用いただけます。"
 BASE = "/kiosk"
 UPLOADS = "kiosk-screen/cards"  # under the data dir: the uploaded card files of visits in progress
 
@@ -388,8 +399,76 @@ def _offer(visit: Visit, kind: str) -> Offer:
     return offer
 
 
+# ----------------------------------------------------------------------------------------- 本籍地
+
+
+@dataclass(frozen=True)
+class PlaceLists:
+    """The 本籍地 as a real kiosk asks for it: the prefectures, the one chosen and its
+    municipalities (from the geography master; a 政令市 by its wards, which keep the 戸籍)."""
+
+    prefectures: tuple[Prefecture, ...]
+    pref: Prefecture | None
+    municipalities: tuple[Municipality, ...]
+
+
+def place_lists(geography: Geography, pref_code: str | None, chosen: str = "") -> PlaceLists:
+    """The lists for ``pref_code`` (or, shown again after a refusal, the prefecture of ``chosen``);
+    an unknown prefecture is no prefecture."""
+    code = pref_code or ""
+    if not code and chosen:
+        with contextlib.suppress(JlisError):
+            code = geography.municipality(chosen).pref_code
+    pref = None
+    if code:
+        with contextlib.suppress(JlisError):
+            pref = geography.prefecture(code)
+    municipalities = geography.municipalities(pref.code, hosting_only=True) if pref else ()
+    return PlaceLists(geography.prefectures(), pref, municipalities)
+
+
+def check_place(geography: Geography | None, value: str, *, required: bool) -> str:
+    """A municipality picked from the lists: its 地方公共団体コード, known to the master (without a
+    master, its form only). Empty: allowed unless ``required``."""
+    rule = "must be chosen from the list"
+    if not value:
+        if required:
+            raise InvalidInput(PLACE_FIELD, rule)
+        return ""
+    if not _LG_CODE.fullmatch(value):
+        raise InvalidInput(PLACE_FIELD, rule)
+    if geography is not None:
+        try:
+            municipality = geography.municipality(value)
+        except JlisError:
+            raise InvalidInput(PLACE_FIELD, rule) from None
+        if not municipality.hosts_register:
+            raise InvalidInput(PLACE_FIELD, rule)  # a 政令市 is listed by its wards
+    return value
+
+
+def _head_name(field: str, value: str) -> str:
+    """The 筆頭者's 氏 or 名 as typed on the kiosk's keyboard (the 本籍 server checks it again)."""
+    text = value.strip()
+    if not text:
+        raise InvalidInput(field, "must not be empty")
+    if len(text) > MAX_HEAD_NAME:
+        raise InvalidInput(field, f"at most {MAX_HEAD_NAME} characters")
+    return text
+
+
+def _geography(request: Request) -> Geography:
+    return get_container(request).geography
+
+
+def _place_for(request: Request, offer: Offer, pref: str | None, chosen: str = "") -> PlaceLists | None:
+    if not any(o.place for o in offer.options):
+        return None
+    return place_lists(_geography(request), pref, chosen)
+
+
 @router.get("/certificates/{kind}", dependencies=VISIT)
-def options_form(request: Request, kind: str) -> Response:
+def options_form(request: Request, kind: str, pref: str | None = None) -> Response:
     visit = _at(request, Step.MENU)
     if not isinstance(visit, Visit):
         return visit
@@ -397,7 +476,16 @@ def options_form(request: Request, kind: str) -> Response:
         offer = _offer(visit, kind)
     except JlisError:
         return _go(f"{BASE}/menu")
-    return _render(request, "options.html", visit, offer=offer, menu=visit.menu, values={}, submitted=False)
+    return _render(
+        request,
+        "options.html",
+        visit,
+        offer=offer,
+        menu=visit.menu,
+        values={},
+        submitted=False,
+        place=_place_for(request, offer, pref),
+    )
 
 
 @router.post("/certificates/{kind}", dependencies=VISIT)
@@ -413,9 +501,10 @@ async def options_submit(request: Request, kind: str) -> Response:
     except JlisError:
         return _go(f"{BASE}/menu")
     values = {k: v for k, v in form.items() if isinstance(v, str)}
+    geography = _geography(request)
 
     def work() -> None:
-        options = chosen_options(offer, form)
+        options = chosen_options(offer, form, geography)
         copies = parse_copies(_text(form, "copies"), visit.menu.max_copies if visit.menu else 1)
         assert visit.center is not None
         visit.quote = screen.center.quote(visit.center, offer.kind, options, copies)
@@ -435,6 +524,7 @@ async def options_submit(request: Request, kind: str) -> Response:
 def _options_again(
     request: Request, visit: Visit, offer: Offer, values: dict[str, str], error: str, status: int
 ) -> Response:
+    chosen = next((values.get(o.name, "") for o in offer.options if o.place), "")
     return _render(
         request,
         "options.html",
@@ -445,15 +535,23 @@ def _options_again(
         submitted=True,
         error=error,
         status_code=status,
+        place=_place_for(request, offer, values.get(PREF), chosen),
     )
 
 
-def chosen_options(offer: Offer, form: dict[str, Any]) -> dict[str, object]:
+def chosen_options(
+    offer: Offer, form: dict[str, Any], geography: Geography | None = None
+) -> dict[str, object]:
     """The options of ``offer`` as the form gives them: yes/no boxes as booleans, choices checked
-    against the offered values (anything else is refused, not passed on)."""
+    against the offered values, a place against the master (anything else is refused, not passed
+    on)."""
     out: dict[str, object] = {}
     for option in offer.options:
-        if option.text:
+        if option.place:
+            place = check_place(geography, _text(form, option.name).strip(), required=False)
+            if place:
+                out[option.name] = place
+        elif option.text:
             text = _text(form, option.name).strip()
             if len(text) > MAX_TEXT_OPTION:
                 raise InvalidInput(option.label, f"at most {MAX_TEXT_OPTION} characters")
@@ -476,6 +574,81 @@ def parse_copies(text: str, max_copies: int) -> int:
     if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= max_copies:
         raise InvalidInput("部数", f"must be an integer from 1 to {max_copies}")
     return int(text)
+
+
+# ------------------------------------------------------------------------- 本籍地利用登録申請
+
+
+def _may_apply(visit: Visit) -> bool:
+    return visit.menu is not None and visit.menu.honseki_elsewhere
+
+
+def _honseki_use_page(
+    request: Request,
+    visit: Visit,
+    pref: str | None,
+    values: dict[str, str],
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    place = place_lists(_geography(request), pref, values.get(HONSEKI_USE_LG, ""))
+    return _render(
+        request,
+        "honseki_use.html",
+        visit,
+        place=place,
+        values=values,
+        error=error,
+        status_code=status_code,
+    )
+
+
+@router.get("/honseki-use", dependencies=VISIT)
+def honseki_use_form(request: Request, pref: str | None = None) -> Response:
+    """本籍地利用登録申請: the 本籍地 (prefecture, then municipality) and the 筆頭者's name."""
+    visit = _at(request, Step.MENU)
+    if not isinstance(visit, Visit):
+        return visit
+    if not _may_apply(visit):
+        return _go(f"{BASE}/menu")
+    return _honseki_use_page(request, visit, pref, {})
+
+
+@router.post("/honseki-use", dependencies=VISIT)
+async def honseki_use_apply(request: Request) -> Response:
+    """The application goes to the center, which hands it to the 本籍 municipality (pending its
+    check; nothing charged). The visit stays at the menu."""
+    visit = await _at_off_loop(request, Step.MENU)
+    if not isinstance(visit, Visit):
+        return visit
+    form = await _form(request, visit)
+    if not _may_apply(visit):
+        return _go(f"{BASE}/menu")
+    screen = screen_of(request)
+    geography = _geography(request)
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    applied: list[str] = []
+
+    def work() -> None:
+        lg_code = check_place(geography, _text(form, HONSEKI_USE_LG).strip(), required=True)
+        family = _head_name("筆頭者の氏", _text(form, HEAD_FAMILY))
+        given = _head_name("筆頭者の名", _text(form, HEAD_GIVEN))
+        assert visit.center is not None
+        applied.append(screen.center.apply_honseki_use(visit.center, lg_code, family, given))
+
+    try:
+        moved = await _run(request, visit, Step.MENU, work)
+    except CenterRefused as exc:
+        if exc.fatal:
+            return await _refused(request, visit, exc)
+        return _honseki_use_page(request, visit, values.get(PREF), values, exc.message, exc.http_status)
+    except JlisError as exc:
+        return _honseki_use_page(
+            request, visit, values.get(PREF), values, messages.for_error(exc), exc.http_status
+        )
+    if moved is not None or not applied:
+        return moved or _go(f"{BASE}/menu")
+    return _render(request, "applied.html", visit, municipality=applied[0], message=APPLIED)
 
 
 @router.get("/fee", dependencies=VISIT)

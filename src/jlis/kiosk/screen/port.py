@@ -50,7 +50,8 @@ class Option:
     choices: tuple[tuple[str, str], ...] = ()  # (value, label); empty: a yes/no choice
     default: str = ""  # the value chosen at first ("1" ticks a yes/no choice)
     group: str = ""  # a heading shared by consecutive yes/no choices (e.g. 証明する事項)
-    text: bool = False  # a short text field (e.g. the 本籍地's 地方公共団体コード) instead
+    text: bool = False  # a short text field instead
+    place: bool = False  # a municipality picked from the master's lists: prefecture, then municipality
     hint: str = ""
 
 
@@ -70,6 +71,7 @@ class Menu:
     municipality: str  # the name of the municipality of residence
     offers: tuple[Offer, ...]
     max_copies: int = 10
+    honseki_elsewhere: bool = False  # the 本籍 is elsewhere: 本籍地利用登録申請 is offered
 
     def offer(self, kind: str) -> Offer | None:
         return next((o for o in self.offers if o.kind == kind), None)
@@ -136,6 +138,13 @@ class KioskCenter(Protocol):
 
     def pay_and_issue(self, visit: CenterVisit, quote: Quote, paid: int) -> Printout:
         """The fee paid (simulated), then the certificate issued; a refusal charges nothing."""
+        ...
+
+    def apply_honseki_use(
+        self, visit: CenterVisit, honseki_lg_code: str, head_family_name: str, head_given_name: str
+    ) -> str:
+        """本籍地利用登録申請 (nothing charged): the 本籍 municipality records it pending its check.
+        Returns the name of the 本籍 municipality."""
         ...
 
     def close(self, visit: CenterVisit) -> None: ...

@@ -462,6 +462,7 @@ def _option_json(o: Option) -> dict[str, Any]:
         "default": o.default,
         "group": o.group,
         "text": o.text,
+        "place": o.place,
         "hint": o.hint,
     }
 
@@ -474,6 +475,7 @@ def _option_of(d: Mapping[str, Any]) -> Option:
         default=d["default"],
         group=d["group"],
         text=bool(d["text"]),
+        place=bool(d.get("place", False)),
         hint=d["hint"],
     )
 
@@ -489,7 +491,12 @@ def _menu_json(menu: Menu) -> dict[str, Any]:
         }
         for o in menu.offers
     ]
-    return {"municipality": menu.municipality, "offers": offers, "max_copies": menu.max_copies}
+    return {
+        "municipality": menu.municipality,
+        "offers": offers,
+        "max_copies": menu.max_copies,
+        "honseki_elsewhere": menu.honseki_elsewhere,
+    }
 
 
 def _menu_of(d: Mapping[str, Any]) -> Menu:
@@ -503,7 +510,7 @@ def _menu_of(d: Mapping[str, Any]) -> Menu:
         )
         for o in d["offers"]
     )
-    return Menu(d["municipality"], offers, int(d["max_copies"]))
+    return Menu(d["municipality"], offers, int(d["max_copies"]), bool(d.get("honseki_elsewhere", False)))
 
 
 def _quote_json(q: Quote) -> dict[str, Any]:
