@@ -1,27 +1,30 @@
 """Propagation: changes recorded at municipal counters until they sit in the national copy.
 
-    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--counters 4] [--postgres ADMIN_URL]
+    .venv/bin/python -m bench.propagation_bench [--changes 100000] [--clerks 32] [--counters 2]
+        [--postgres ADMIN_URL]
 
 A population is seeded into 10 municipalities of two prefectures (東京都 and 神奈川県). Then
 ``--changes`` changes (転居 60 %, 職権修正 25 %, 氏名変更 15 %) are recorded through
-``RegistryService`` — the same service the counter pages and the API call — one transaction per
-change, as a counter makes them, and the relay carries every message CS → 都道府県サーバ →
-全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ while the counters work:
+``RegistryService`` — the same service the counter pages and the API call — by ``--clerks`` clerk
+threads per counter process, each change a counter action committed before its clerk goes on,
+through the process's group commit (``jlis.groupcommit``, as the web app's counter routes do;
+``--clerks 1`` is one transaction per change). The relay carries every message CS → 都道府県サーバ →
+全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ while the clerks work:
 
 - PostgreSQL: ``--counters`` counter processes at once (each serving its share of the
   municipalities) and one relay process beside them (``jlis juki relay``'s loop);
-- SQLite, which has one writer at a time: one counter process that runs the relay itself after
-  every ``--sqlite-relay-every`` changes, as the one-process deployment's ``RelayWorker`` does (a
-  relay in another process would only queue for the write lock). ``--sqlite-relay-every 0`` runs
-  SQLite as PostgreSQL.
+- SQLite, which has one writer at a time: one counter process that also runs the relay in a
+  ``RelayWorker`` thread poked after every change, as the one-process deployment (``jlis demo``,
+  ``jlis serve``) does (a relay in another process would only queue for the write lock).
+  ``--sqlite-separate-relay`` runs SQLite as PostgreSQL.
 
-The clock starts when the counters start and stops when the relay has drained everything: the
+The clock starts when the clerks start and stops when the relay has drained everything: the
 last change is in the national copy and nothing waits. The figure is changes per second over that
 whole time. With ``--postgres`` the same runs on a fresh PostgreSQL database, beside ``pgbench``
 (TPC-B, 8 clients, 2 threads) on the same server in the same run. Targets: ≥ 2,000 changes/s on
-SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL. Each line gives the CPU time per change of the
-counter and relay processes (not the database server's) and ends with the load average (1 min)
-before and after the run: other work on the machine shows there.
+SQLite; ≥ 1.0 × pgbench's tps on PostgreSQL. Each line gives the changes per commit, the CPU time
+per change of the counter and relay processes (not the database server's) and ends with the load
+average (1 min) before and after the run: other work on the machine shows there.
 """
 
 from __future__ import annotations
@@ -319,10 +322,14 @@ def pgbench(admin_url: str, database: str, seconds: int, scale: int) -> float:
 
 def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
     processes = "1 counter process running the relay" if r["inline"] else f"{r['counters']} counter processes"
+    # One clerk per process runs without the group commit: one transaction per change.
+    per_commit = "1 change per commit"
+    if r["groups"]:
+        per_commit = f"{r['changes'] / r['groups']:.1f} changes per commit"
     print(
         f"{kind:10} {r['changes']:,} changes: {r['rate']:8,.0f} changes/s end to end "
         f"({processes}"
-        f" × {r['clerks']} clerks, {r['changes'] / max(1, r['groups']):.1f} changes per commit; "
+        f" × {r['clerks']} clerks, {per_commit}; "
         f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
         f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
         f"national history +{r['arrived']:,}, pending {r['pending']}; CPU per change: counters "
@@ -336,9 +343,9 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=100_000)
-    ap.add_argument("--counters", type=int, default=4, help="counter processes beside a relay process (≤ 10)")
+    ap.add_argument("--counters", type=int, default=2, help="counter processes beside a relay process (≤ 10)")
     ap.add_argument(
-        "--clerks", type=int, default=16, help="clerk threads per counter process (1: no group commit)"
+        "--clerks", type=int, default=32, help="clerk threads per counter process (1: no group commit)"
     )
     ap.add_argument(
         "--sqlite-separate-relay",
