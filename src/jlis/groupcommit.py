@@ -9,9 +9,10 @@ others' changes in the order they ran, as if serially.
 
 Isolation of failures:
 
-- if an action raises (a refusal, a database error), the whole group is rolled back; the actions
-  that succeeded are run again as a group, and each failed one alone in its own transaction, so its
-  caller gets its error exactly as a direct call would give it, with nothing of it written;
+- if an action raises (a refusal, a database error), the whole group is rolled back and run again
+  in the same order: the actions before it as a group, the failed one alone in its own transaction
+  (so its caller gets its error exactly as a direct call would give it, with nothing of it written),
+  then the rest as a group;
 - if the group's commit itself fails, nothing of the group was written: each action is run again
   alone, so a fault fails only its own caller.
 
@@ -146,25 +147,30 @@ class GroupCommit(Grouper[_Job[Any]]):
         return job.future.result(WAIT_SECONDS)
 
     def _run(self, jobs: Sequence[_Job[Any]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        results: list[Any] = []
+        failed: BaseException | None = None
         try:
             with transaction(self.factory) as s:
                 for job in jobs:
-                    outcomes.append(_attempt(s, job.work))
-                if not all(ok for ok, _ in outcomes):
-                    raise _Refused  # nothing of the group is written (see below)
+                    try:
+                        results.append(job.work(s))
+                    except Exception as exc:
+                        failed = exc
+                        raise _Refused from exc  # nothing of the group is written (see below)
         except _Refused:
+            assert failed is not None
+            i = len(results)
             if len(jobs) == 1:
-                jobs[0].future.set_exception(outcomes[0][1])
+                jobs[0].future.set_exception(failed)
                 return
             # An action that fails may have written part of itself before it failed: rather than
             # wrap every action in a savepoint (two more statements each, round trips on
-            # PostgreSQL), the group is rolled back and run again without the failures, which
-            # then run alone — exactly as a direct call, error included.
-            self._run([job for job, (ok, _) in zip(jobs, outcomes, strict=True) if ok])
-            for job, (ok, _) in zip(jobs, outcomes, strict=True):
-                if not ok:
-                    self._run([job])
+            # PostgreSQL), the group is rolled back and run again in the same order: the actions
+            # before the failed one as a group, the failed one alone (exactly as a direct call,
+            # error included), then the rest as a group.
+            for part in (jobs[:i], jobs[i : i + 1], jobs[i + 1 :]):
+                if part:
+                    self._run(part)
             return
         except Exception as exc:  # the commit failed: nothing of the group is written
             if len(jobs) == 1:
@@ -183,16 +189,9 @@ class GroupCommit(Grouper[_Job[Any]]):
             raise
         self.groups += 1
         self.actions += len(jobs)
-        for job, (_, value) in zip(jobs, outcomes, strict=True):
+        for job, value in zip(jobs, results, strict=True):
             job.future.set_result(value)
 
 
 class _Refused(Exception):
     """An action of the group failed: roll the group back."""
-
-
-def _attempt(session: Session, work: Callable[[Session], Any]) -> tuple[bool, Any]:
-    try:
-        return True, work(session)
-    except Exception as exc:
-        return False, exc

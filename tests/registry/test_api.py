@@ -619,3 +619,38 @@ def test_no_personal_data_read_without_audit(world: WebWorld) -> None:
         after = AuditLog("access").entries(s, subject=r.resident_code)
     assert len(after) == before + 2
     assert {e.details["purpose"] for e in after[-2:]} == {"検索", "履歴閲覧"}
+
+
+def test_concurrent_counter_actions_share_commits_and_a_refusal_fails_alone(world: WebWorld) -> None:
+    """Clerks at once: the app's group commit (jlis.groupcommit) puts their actions in shared
+    transactions; every caller gets its own answer, and one refused action changes nothing and
+    fails only its own request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = []
+    for _ in range(12):
+        r = post(world, f"{BASE}/move-ins", move_in_body(world))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert post(world, f"{BASE}/residents/{ids[5]}/death", {"died_on": today(world)}).status_code == 200
+    desk = world.client.app.state.counter_desk  # type: ignore[attr-defined]
+    assert desk.running
+    towns = [world.town(index=i % 4 + 1) for i in range(12)]
+    headers = world.headers(STAFF_A)
+
+    def relocate(i: int) -> Any:
+        body = {"town_id": towns[i], "banchi": f"{i + 1}番", "moved_on": today(world)}
+        return world.client.post(f"{BASE}/residents/{ids[i]}/relocation", json=body, headers=headers)
+
+    before = desk.groups
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(relocate, range(12)))
+    assert answers[5].status_code == 409 and answers[5].json()["field"] == "状態"  # deceased
+    for i, r in enumerate(answers):
+        if i != 5:
+            assert r.status_code == 200, r.text
+            assert r.json()[0]["address"]["town_id"] == towns[i]
+    for i in range(12):
+        history = get(world, f"{BASE}/residents/{ids[i]}/history").json()
+        assert [h["reason"] for h in history].count("relocation") == (0 if i == 5 else 1)
+    assert desk.groups > before  # the relocations went through the group commit
