@@ -351,13 +351,7 @@ def list_honseki_applications(
 def approve_honseki_application(
     lg_code: str, application_id: int, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> ApplicationOut:
-    clock = get_container(request).clock
-    return run(
-        request,
-        lambda s: ApplicationOut.of(
-            KosekiBook(s, clock, lg_code, principal).decide(application_id, approve=True)
-        ),
-    )
+    return _decide(request, lg_code, principal, application_id, approve=True)
 
 
 @router.post(
@@ -373,11 +367,23 @@ def reject_honseki_application(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> ApplicationOut:
+    return _decide(request, lg_code, principal, application_id, approve=False, reason=body.reason)
+
+
+def _decide(
+    request: Request,
+    lg_code: str,
+    principal: Principal,
+    application_id: int,
+    *,
+    approve: bool,
+    reason: str | None = None,
+) -> ApplicationOut:
     clock = get_container(request).clock
     return run(
         request,
         lambda s: ApplicationOut.of(
-            KosekiBook(s, clock, lg_code, principal).decide(application_id, approve=False, reason=body.reason)
+            KosekiBook(s, clock, lg_code, principal).decide(application_id, approve=approve, reason=reason)
         ),
     )
 
