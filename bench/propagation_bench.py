@@ -60,6 +60,7 @@ from jlis.juki.tables import NationalHistory
 from jlis.masters import Geography, load_geography
 from jlis.messaging.tables import OutboxRow
 from jlis.registry import PersonName, Placement, RegistryService
+from jlis.registry.desk import counter_group_commit
 from jlis.registry.tables import ResidentRow
 from jlis.seed import DEFAULT_LG_CODES, Seeder
 
@@ -189,7 +190,7 @@ def counter(
     engine = make_engine(url)
     factory = make_session_factory(engine)
     pop = dataclasses.replace(pop, factory=factory, lg_codes=lg_codes)
-    desk = GroupCommit(factory, name="counter-desk")
+    desk = counter_group_commit(factory)
     if clerks > 1:
         desk.start()
     relay = build_relay(factory, pop.clock, pop.geo) if relay_inline else None

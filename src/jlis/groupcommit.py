@@ -131,9 +131,22 @@ class GroupCommit(Grouper[_Job[Any]]):
     more once an action is there: a lone clerk pays nothing, and a busy counter gets groups as large
     as its load."""
 
-    def __init__(self, factory: sessionmaker[Session], *, name: str, max_group: int = 64) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        name: str,
+        max_group: int = 64,
+        prepare: Callable[[Session], None] | None = None,
+        finish: Callable[[Session], None] | None = None,
+    ) -> None:
+        """``prepare`` and ``finish`` run in each group's transaction, before its first action and
+        after its last (e.g. to hold back rows the actions would write one by one and write them
+        in bulk); an action run alone gets neither."""
         super().__init__(name=name, max_group=max_group)
         self.factory = factory
+        self.prepare = prepare
+        self.finish = finish
         self.groups = 0  # committed groups and the actions in them, for tests and benchmarks
         self.actions = 0
 
@@ -151,12 +164,16 @@ class GroupCommit(Grouper[_Job[Any]]):
         failed: BaseException | None = None
         try:
             with transaction(self.factory) as s:
+                if self.prepare is not None:
+                    self.prepare(s)
                 for job in jobs:
                     try:
                         results.append(job.work(s))
                     except Exception as exc:
                         failed = exc
                         raise _Refused from exc  # nothing of the group is written (see below)
+                if self.finish is not None:
+                    self.finish(s)
         except _Refused:
             assert failed is not None
             i = len(results)

@@ -22,6 +22,7 @@ from jlis.container import Container
 from jlis.db import transaction
 from jlis.errors import InvalidInput
 from jlis.groupcommit import GroupCommit
+from jlis.registry.desk import counter_group_commit
 from jlis.registry.models import (
     HistoryEntry,
     PersonName,
@@ -73,7 +74,7 @@ def counter_desk(app: FastAPI) -> GroupCommit:
     its own transaction until :func:`start_services` starts it)."""
     desk: GroupCommit | None = getattr(app.state, "counter_desk", None)
     if desk is None:
-        desk = GroupCommit(app.state.container.factory, name="counter-desk")
+        desk = counter_group_commit(app.state.container.factory)
         app.state.counter_desk = desk
     return desk
 

@@ -200,8 +200,12 @@ class RegistryService:
         self._households.write(self._db)
         self._residents.write(self._db)
         if self._history:
-            for row in self._history:  # one or a few: single statements (see publish_many)
-                store.INSERT_HISTORY.run(self._db, row)
+            held = self.s.info.get(store.HISTORY_HELD)
+            if held is not None:  # a group commit writes them at its end (store.hold_changes)
+                held.extend(self._history)
+            else:
+                for row in self._history:  # one or a few: single statements (see publish_many)
+                    store.INSERT_HISTORY.run(self._db, row)
             self._history = []
         if self._messages:
             assert self._now is not None

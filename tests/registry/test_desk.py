@@ -1,0 +1,93 @@
+"""The counter's group commit: actions of one group write their history rows and messages in bulk
+at the group's end, in the order the actions made them, and a refused action leaves none."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.codes import NumberAuthority
+from jlis.errors import RuleViolation
+from jlis.messaging.tables import OutboxRow
+from jlis.registry import Placement, RegistryService
+from jlis.registry.desk import counter_group_commit
+from jlis.registry.events import TOPIC_IDENTITY
+from jlis.registry.tables import HistoryRow
+
+from .conftest import SECRET, Counter
+
+
+def _service(s: Session, counter: Counter) -> RegistryService:
+    return RegistryService(
+        s,
+        lg_code=counter.lg_code,
+        clock=counter.clock,
+        geography=counter.geo,
+        numbers=NumberAuthority(s, SECRET, counter.clock),
+        rng=counter.rng,
+        staff="staff-test",
+    )
+
+
+def test_a_group_writes_history_and_messages_in_action_order(
+    counter: Counter, factory: sessionmaker[Session]
+) -> None:
+    people = [counter.move_in(given=f"太郎{'一二三四五六'[i]}") for i in range(6)]
+    with counter.service() as svc:
+        svc.record_death(people[3].id, died_on=counter.clock.today())
+    desk = counter_group_commit(factory).start()
+    started, gate = threading.Event(), threading.Event()
+
+    def hold_the_desk(s: Session) -> None:
+        started.set()
+        gate.wait(5)
+
+    def relocate(i: int) -> object:
+        placement = Placement(counter.town(index=i + 1), f"{i + 1}番")
+        today = counter.clock.today()
+        return desk.run(
+            lambda s: _service(s, counter).record_relocation(people[i].id, placement, moved_on=today)
+        )
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            first = pool.submit(desk.run, hold_the_desk)
+            assert started.wait(5)
+            futures = []
+            for i in range(6):  # queued in this order behind the held desk: one group
+                futures.append(pool.submit(relocate, i))
+                while desk._queue.qsize() < i + 1:
+                    threading.Event().wait(0.001)
+            gate.set()
+            first.result(10)
+            for i, f in enumerate(futures):
+                if i == 3:
+                    with pytest.raises(RuleViolation):
+                        f.result(10)
+                else:
+                    f.result(10)
+    finally:
+        desk.stop()
+    with factory() as s:
+        h = HistoryRow
+        relocated = (
+            s.execute(select(h.resident_id).where(h.reason == "relocation").order_by(h.id)).scalars().all()
+        )
+        assert relocated == [people[i].id for i in (0, 1, 2, 4, 5)]  # in order; the deceased: none
+        keys = (
+            s.execute(
+                select(OutboxRow.key)
+                .where(
+                    OutboxRow.topic == TOPIC_IDENTITY, OutboxRow.key.in_([p.resident_code for p in people])
+                )
+                .order_by(OutboxRow.seq)
+            )
+            .scalars()
+            .all()
+        )
+    codes = [people[i].resident_code for i in (0, 1, 2, 4, 5)]
+    assert [k for k in keys if k in codes][-5:] == codes  # the relocations' messages, in order
