@@ -1,11 +1,15 @@
-"""Shared pieces of the benchmarks: fresh databases, the machine line, percentiles."""
+"""Shared pieces of the benchmarks: fresh databases, the machine line, percentiles, a closed-loop
+driver of requests in worker processes."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import platform
 import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,4 +64,52 @@ def summary(values: list[float]) -> dict[str, Any]:
         "p50_ms": percentile(values, 50) * 1000,
         "p99_ms": percentile(values, 99) * 1000,
         "mean_ms": statistics.fmean(values) * 1000 if values else float("nan"),
+    }
+
+
+def _timed(fn: Callable[[tuple[int, float]], Any], task: tuple[int, float]) -> tuple[Any, float]:
+    """``fn(task)`` and the CPU time the worker process spent on it."""
+    cpu = time.process_time()
+    out = fn(task)
+    return out, time.process_time() - cpu
+
+
+def closed_loop(
+    pool: cf.ProcessPoolExecutor,
+    fn: Callable[[tuple[int, float]], Any],
+    n: int,
+    concurrency: int,
+    *,
+    start: int = 0,
+) -> dict[str, Any]:
+    """``concurrency`` requests in flight until ``n`` have completed. ``fn`` (a module-level
+    function, run in the pool) gets ``(index, submitted at)`` and returns a tuple whose first three
+    items are (index, submitted at, finished at): the latency is the difference."""
+    results: list[Any] = []
+    cpu: list[float] = []
+    started = time.time()
+    pending: set[cf.Future[Any]] = set()
+    next_i = start
+    while next_i < start + min(concurrency, n):
+        pending.add(pool.submit(_timed, fn, (next_i, time.time())))
+        next_i += 1
+    while pending:
+        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        for f in done:
+            out, spent = f.result()
+            results.append(out)
+            cpu.append(spent)
+            if next_i < start + n:
+                pending.add(pool.submit(_timed, fn, (next_i, time.time())))
+                next_i += 1
+    elapsed = time.time() - started
+    latencies = [r[2] - r[1] for r in results]
+    return {
+        "n": n,
+        "seconds": elapsed,
+        "per_second": n / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "cpu_ms": percentile(cpu, 50) * 1000,
+        "results": results,
     }

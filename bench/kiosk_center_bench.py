@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import jlis.kiosk.center.tables  # noqa: F401  (in Base.metadata before the schema is laid)
-from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine, percentile
+from bench.common import DEFAULT_PG, closed_loop, fresh_postgres, fresh_sqlite, machine
 
 LG_CODES = ("131016", "131041")
 KIOSK = "BENCH-1"
@@ -133,43 +133,6 @@ def _baseline(task: tuple[int, float]) -> tuple[int, float, float, str, str, byt
     with transaction(container.factory) as s:
         doc = documents_for(s, container).register(prepared, actor="bench")
     return i, submitted, time.time(), doc.sha256, rid, b""
-
-
-def _timed(fn: Any, task: tuple[int, float]) -> tuple[Any, float]:
-    cpu = time.process_time()
-    out = fn(task)
-    return out, time.process_time() - cpu
-
-
-def _run(pool: cf.ProcessPoolExecutor, fn: Any, start: int, n: int, concurrency: int) -> dict[str, Any]:
-    """Closed loop: ``concurrency`` requests in flight until ``n`` have completed."""
-    results: list[Any] = []
-    cpu: list[float] = []
-    started = time.time()
-    pending: set[cf.Future[Any]] = set()
-    next_i = start
-    while next_i < start + min(concurrency, n):
-        pending.add(pool.submit(_timed, fn, (next_i, time.time())))
-        next_i += 1
-    while pending:
-        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-        for f in done:
-            out, spent = f.result()
-            results.append(out)
-            cpu.append(spent)
-            if next_i < start + n:
-                pending.add(pool.submit(_timed, fn, (next_i, time.time())))
-                next_i += 1
-    elapsed = time.time() - started
-    latencies = [r[2] - r[1] for r in results]
-    return {
-        "n": n,
-        "per_second": n / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "cpu_ms": percentile(cpu, 50) * 1000,
-        "results": results,
-    }
 
 
 def _setup(db_url: str, data_dir: str, n: int) -> str:
@@ -301,8 +264,8 @@ def main() -> None:
         args.workers, initializer=_init_worker, initargs=(db_url, data_dir, cards_file)
     ) as pool:
         for name, fn in (("baseline", _baseline), ("center", _center_request)):
-            _run(pool, fn, 0, warm, args.concurrency)  # warm-up: keys, fonts, imports, responders
-            r = _run(pool, fn, warm, n, args.concurrency)
+            closed_loop(pool, fn, warm, args.concurrency)  # warm-up: keys, fonts, imports, responders
+            r = closed_loop(pool, fn, n, args.concurrency, start=warm)
             rows[name] = r
             print(
                 f"{name:8s} n={r['n']:5d}  {r['per_second']:7.1f} /s  p50 {r['p50_ms']:7.1f} ms  "

@@ -36,7 +36,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine, percentile
+from bench.common import DEFAULT_PG, closed_loop, fresh_postgres, fresh_sqlite, machine
 
 LG_CODES = ("131016", "131041", "141011", "011011")
 BASE = "http://127.0.0.1:8000"
@@ -132,45 +132,6 @@ def _rsa(task: tuple[int, float]) -> tuple[int, float, float, str, str]:
     return i, submitted, time.time(), "", ""
 
 
-def _timed(fn: Any, task: tuple[int, float]) -> tuple[tuple[int, float, float, str, str], float]:
-    """``fn(task)`` and the CPU time this worker process spent on it."""
-    cpu = time.process_time()
-    out = fn(task)
-    return out, time.process_time() - cpu
-
-
-def _run(pool: cf.ProcessPoolExecutor, fn: Any, n: int, concurrency: int) -> dict[str, Any]:
-    """Closed loop: ``concurrency`` requests in flight until ``n`` have completed."""
-    results: list[tuple[int, float, float, str, str]] = []
-    cpu: list[float] = []
-    started = time.time()
-    pending: set[cf.Future[Any]] = set()
-    next_i = 0
-    while next_i < min(concurrency, n):
-        pending.add(pool.submit(_timed, fn, (next_i, time.time())))
-        next_i += 1
-    while pending:
-        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-        for f in done:
-            out, spent = f.result()
-            results.append(out)
-            cpu.append(spent)
-            if next_i < n:
-                pending.add(pool.submit(_timed, fn, (next_i, time.time())))
-                next_i += 1
-    elapsed = time.time() - started
-    latencies = [fin - sub for _, sub, fin, _, _ in results]
-    return {
-        "n": n,
-        "seconds": elapsed,
-        "per_second": n / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "cpu_ms": percentile(cpu, 50) * 1000,
-        "results": results,
-    }
-
-
 def _setup(engine: Any, key_dir: str) -> None:
     from jlis.clock import SystemClock
     from jlis.db import make_session_factory, transaction
@@ -246,13 +207,14 @@ def main() -> None:
             ("minimal", _minimal, n),
             ("ours", _issue, n),
         ):
-            _run(pool, fn, min(count, args.workers * 4), args.concurrency)  # warm-up: keys, fonts, imports
+            # Warm-up: keys, fonts, imports.
+            closed_loop(pool, fn, min(count, args.workers * 4), args.concurrency)
             if name == "ours":  # the warm-up's rows would collide with the timed run's numbers
                 from sqlalchemy import text
 
                 with engine.begin() as conn:
                     conn.execute(text("DELETE FROM kiosk_pdf_documents"))
-            r = _run(pool, fn, count, args.concurrency)
+            r = closed_loop(pool, fn, count, args.concurrency)
             rows.append((name, r))
             print(
                 f"{name:8s} n={r['n']:6d}  {r['per_second']:8.1f} /s  p50 {r['p50_ms']:7.1f} ms  "

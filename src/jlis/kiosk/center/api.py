@@ -80,8 +80,12 @@ def kiosk_caller(
 setattr(kiosk_caller, GUARD_ATTR, (KIOSK_GUARD,))
 
 
-def _session(request: Request, kiosk_id: str, token: str | None) -> CenterSession:
-    return center_of(request.app).session_by_token(kiosk_id, token or "")
+def kiosk_session(
+    request: Request, kiosk_id: str = Depends(kiosk_caller), x_kiosk_session: str | None = Header(None)
+) -> CenterSession:
+    """The center session the calling kiosk names in ``X-Kiosk-Session`` (after the kiosk's own
+    token, :func:`kiosk_caller`)."""
+    return center_of(request.app).session_by_token(kiosk_id, x_kiosk_session or "")
 
 
 class ChallengeOut(BaseModel):
@@ -162,9 +166,9 @@ def card_error(body: CardErrorIn, request: Request, kiosk_id: str = Depends(kios
 
 @router.get("/menu", summary="交付できる証明書・手数料")
 def menu(
-    request: Request, kiosk_id: str = Depends(kiosk_caller), x_kiosk_session: str | None = Header(None)
+    request: Request, session: CenterSession = Depends(kiosk_session)
 ) -> dict[str, Any]:
-    m = center_of(request.app).menu(_session(request, kiosk_id, x_kiosk_session))
+    m = center_of(request.app).menu(session)
     return {
         "lg_code": m.lg_code,
         "municipality": m.municipality,
@@ -196,11 +200,10 @@ class HonsekiApplicationIn(BaseModel):
 def honseki_application(
     body: HonsekiApplicationIn,
     request: Request,
-    kiosk_id: str = Depends(kiosk_caller),
-    x_kiosk_session: str | None = Header(None),
+    session: CenterSession = Depends(kiosk_session),
 ) -> dict[str, Any]:
     applied = center_of(request.app).apply_honseki_use(
-        _session(request, kiosk_id, x_kiosk_session),
+        session,
         body.honseki_lg_code,
         body.head_family_name,
         body.head_given_name,
@@ -217,11 +220,9 @@ def honseki_application(
 def make_request(
     body: RequestIn,
     request: Request,
-    kiosk_id: str = Depends(kiosk_caller),
-    x_kiosk_session: str | None = Header(None),
+    session: CenterSession = Depends(kiosk_session),
 ) -> dict[str, Any]:
     center = center_of(request.app)
-    session = _session(request, kiosk_id, x_kiosk_session)
     options = IssueOptions(
         household=body.household,
         show_honseki=body.show_honseki,
@@ -248,11 +249,9 @@ def pay(
     request_id: str,
     body: PaymentIn,
     request: Request,
-    kiosk_id: str = Depends(kiosk_caller),
-    x_kiosk_session: str | None = Header(None),
+    session: CenterSession = Depends(kiosk_session),
 ) -> dict[str, Any]:
     center = center_of(request.app)
-    session = _session(request, kiosk_id, x_kiosk_session)
     receipt = center.pay(center.quote_by_id(session, request_id), body.amount)
     return {
         "request_id": receipt.request_id,
@@ -265,11 +264,9 @@ def pay(
 def issue(
     request_id: str,
     request: Request,
-    kiosk_id: str = Depends(kiosk_caller),
-    x_kiosk_session: str | None = Header(None),
+    session: CenterSession = Depends(kiosk_session),
 ) -> dict[str, Any]:
     center = center_of(request.app)
-    session = _session(request, kiosk_id, x_kiosk_session)
     issued = center.issue(session, center.receipt_by_id(session, request_id))
     return {
         "request_id": issued.request_id,
@@ -288,10 +285,10 @@ def issue(
 
 @router.delete("/sessions/current", status_code=204, summary="カードの取り外し (操作の終了)")
 def close_session(
-    request: Request, kiosk_id: str = Depends(kiosk_caller), x_kiosk_session: str | None = Header(None)
+    request: Request, session: CenterSession = Depends(kiosk_session)
 ) -> None:
     center = center_of(request.app)
-    center.close(_session(request, kiosk_id, x_kiosk_session))
+    center.close(session)
 
 
 __all__ = ["InvalidInput", "center_of", "kiosk_caller", "router"]

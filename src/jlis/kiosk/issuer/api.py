@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from jlis.auth.models import Principal
+from jlis.container import Container
 from jlis.db import transaction
 from jlis.errors import InvalidInput
 from jlis.kiosk.content import CertificateContent, CertificateKind
@@ -398,26 +399,39 @@ def issue_certificate(
     lg_code: str, body: CertificateIn, request: Request, principal: Principal = Depends(staff_of_path)
 ) -> CertificateOut:
     container = get_container(request)
-    options = body.options()
+    options = body.options()  # shape errors before any transaction
 
     def action(s: Session) -> CertificateOut:
-        server = CertificateServer(
-            s,
-            container.clock,
-            lg_code,
-            principal=principal,
-            registry=container.registry,
-            geography=container.geography,
-        )
-        content = server.issue_content(
-            body.resident_code, body.kind, options, body.request_id, container.clock.now()
-        )
+        content = _content(s, container, lg_code, principal, body, options)
         # Delivered as it is returned (the counter prints it by its own means): the number is
         # issued now, with no document registered — /verify knows only registered PDFs.
         mark_issued(s, content, None, container.clock.now())
         return CertificateOut.of(content)
 
     return run(request, action)
+
+
+def _content(
+    s: Session,
+    container: Container,
+    lg_code: str,
+    principal: Principal,
+    body: CertificateIn,
+    options: IssueOptions,
+) -> CertificateContent:
+    """The certificate's content after every rule, numbered by the municipality's server (the
+    counter's two certificate routes)."""
+    server = CertificateServer(
+        s,
+        container.clock,
+        lg_code,
+        principal=principal,
+        registry=container.registry,
+        geography=container.geography,
+    )
+    return server.issue_content(
+        body.resident_code, body.kind, options, body.request_id, container.clock.now()
+    )
 
 
 @router.post(
@@ -436,20 +450,10 @@ def issue_certificate_pdf(
     from jlis.kiosk.pdf.service import documents_for
 
     container = get_container(request)
-    options = body.options()
+    options = body.options()  # shape errors before any transaction
 
     def action(s: Session) -> Response:
-        server = CertificateServer(
-            s,
-            container.clock,
-            lg_code,
-            principal=principal,
-            registry=container.registry,
-            geography=container.geography,
-        )
-        content = server.issue_content(
-            body.resident_code, body.kind, options, body.request_id, container.clock.now()
-        )
+        content = _content(s, container, lg_code, principal, body, options)
         issued = documents_for(s, container).issue(content, actor=principal.actor)
         check_binding(
             issued.pdf, certificate_number=content.certificate_number, request_id=content.request_id

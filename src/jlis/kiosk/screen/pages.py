@@ -364,15 +364,10 @@ async def pin_enter(request: Request) -> Response:
         visit.menu = screen.center.menu(visit.center)
         visit.step = Step.MENU
 
-    try:
-        moved = await _run(request, visit, Step.PIN, work)
-    except CenterRefused as exc:
-        if exc.fatal:
-            return await _refused(request, visit, exc)
-        return _render(request, "pin.html", visit, error=exc.message, status_code=exc.http_status)
-    except JlisError as exc:
-        return _render(request, "pin.html", visit, error=messages.for_error(exc), status_code=exc.http_status)
-    return moved or _go(f"{BASE}/menu")
+    def again(error: str, status: int) -> Response:
+        return _render(request, "pin.html", visit, error=error, status_code=status)
+
+    return await _step(request, visit, Step.PIN, work, again) or _go(f"{BASE}/menu")
 
 
 @router.get("/menu", dependencies=VISIT)
@@ -510,15 +505,10 @@ async def options_submit(request: Request, kind: str) -> Response:
         visit.quote = screen.center.quote(visit.center, offer.kind, options, copies)
         visit.step = Step.FEE
 
-    try:
-        moved = await _run(request, visit, Step.MENU, work)
-    except CenterRefused as exc:
-        if exc.fatal:
-            return await _refused(request, visit, exc)
-        return _options_again(request, visit, offer, values, exc.message, exc.http_status)
-    except JlisError as exc:
-        return _options_again(request, visit, offer, values, messages.for_error(exc), exc.http_status)
-    return moved or _go(f"{BASE}/fee")
+    def again(error: str, status: int) -> Response:
+        return _options_again(request, visit, offer, values, error, status)
+
+    return await _step(request, visit, Step.MENU, work, again) or _go(f"{BASE}/fee")
 
 
 def _options_again(
@@ -636,16 +626,10 @@ async def honseki_use_apply(request: Request) -> Response:
         assert visit.center is not None
         applied.append(screen.center.apply_honseki_use(visit.center, lg_code, family, given))
 
-    try:
-        moved = await _run(request, visit, Step.MENU, work)
-    except CenterRefused as exc:
-        if exc.fatal:
-            return await _refused(request, visit, exc)
-        return _honseki_use_page(request, visit, values.get(PREF), values, exc.message, exc.http_status)
-    except JlisError as exc:
-        return _honseki_use_page(
-            request, visit, values.get(PREF), values, messages.for_error(exc), exc.http_status
-        )
+    def again(error: str, status: int) -> Response:
+        return _honseki_use_page(request, visit, values.get(PREF), values, error, status)
+
+    moved = await _step(request, visit, Step.MENU, work, again)
     if moved is not None or not applied:
         return moved or _go(f"{BASE}/menu")
     return _render(request, "applied.html", visit, municipality=applied[0], message=APPLIED)
@@ -687,30 +671,16 @@ async def pay(request: Request) -> Response:
         visit.quote = None
         visit.step = Step.PRINTED
 
-    try:
-        moved = await _run(request, visit, Step.FEE, work)
-    except CenterRefused as exc:
-        if exc.fatal:
-            return await _refused(request, visit, exc)
+    def again(error: str, status: int) -> Response:
+        quote = visit.quote or shown
+        return _render(request, "fee.html", visit, quote=quote, error=error, status_code=status)
+
+    def used_up(error: str, status: int) -> Response:  # back to the menu: nothing was charged
         return _render(
-            request,
-            "menu.html",
-            visit,
-            menu=visit.menu,
-            error=exc.message,
-            not_charged=True,
-            status_code=exc.http_status,
+            request, "menu.html", visit, menu=visit.menu, error=error, not_charged=True, status_code=status
         )
-    except JlisError as exc:
-        return _render(
-            request,
-            "fee.html",
-            visit,
-            quote=visit.quote or shown,
-            error=messages.for_error(exc),
-            status_code=exc.http_status,
-        )
-    return moved or _go(f"{BASE}/printed")
+
+    return await _step(request, visit, Step.FEE, work, again, refused=used_up) or _go(f"{BASE}/printed")
 
 
 @router.get("/printed", dependencies=VISIT)
@@ -768,6 +738,28 @@ async def finish(request: Request) -> Response:
 @router.get("/bye", dependencies=OPEN)
 def bye(request: Request) -> Response:
     return _render(request, "bye.html", None)
+
+
+async def _step(
+    request: Request,
+    visit: Visit,
+    step: Step,
+    work: Callable[[], None],
+    again: Callable[[str, int], Response],
+    *,
+    refused: Callable[[str, int], Response] | None = None,
+) -> Response | None:
+    """:func:`_run` with the screen's answers to a failure: a fatal refusal of the center ends the
+    visit; another refusal goes to ``refused`` (default ``again``), an input error to ``again``,
+    each with the Japanese message and the HTTP status. None when the step was done."""
+    try:
+        return await _run(request, visit, step, work)
+    except CenterRefused as exc:
+        if exc.fatal:
+            return await _refused(request, visit, exc)
+        return (refused or again)(exc.message, exc.http_status)
+    except JlisError as exc:
+        return again(messages.for_error(exc), exc.http_status)
 
 
 async def _run(request: Request, visit: Visit, step: Step, work: Callable[[], None]) -> Response | None:
