@@ -6,22 +6,22 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from jlis.juki.copies import apply_records, apply_records_many
 from jlis.juki.fuhyo import fuhyo_entry_row, fuhyo_identity_payload, fuhyo_payload_row, fuhyo_record_row
 from jlis.juki.models import FuhyoRecord
 from jlis.juki.nodes import (
-    _FORWARD_NS,
     CS_TIER,
+    NATIONAL_TIER,
     forward_id,
     identity_payload_row,
     identity_row,
     national_payload_row,
     national_row,
 )
-from jlis.juki.tables import cs_history, cs_identities, nodes
+from jlis.juki.tables import cs_history, cs_identities, national_identities, nodes
 from jlis.messaging import Message, Relay, publish
 from jlis.messaging.tables import InboxRow, OutboxRow
 from jlis.registry import ChangeReason, FuhyoNotice, IdentityRecord
@@ -53,10 +53,17 @@ def identity(code: str, lg: str, address: str, at: dt.datetime, **extra: Any) ->
     return IdentityRecord(**(values | extra))
 
 
-def test_forward_id_is_uuid5() -> None:
-    for mid in ("00000000-0000-0000-0000-000000000000", str(uuid.uuid4()), "x"):
-        for dest in ("pref:13", "national", "fuhyo-pref:01"):
-            assert forward_id(mid, dest) == str(uuid.uuid5(_FORWARD_NS, f"{mid}>{dest}"))
+def test_forward_id_is_fixed_per_hop_and_sorts_with_the_applied_id() -> None:
+    mid = "0190f5a2-7b3c-7d4e-8f00-123456789abc"
+    ids = {dest: forward_id(mid, dest) for dest in ("pref:13", "national", "fuhyo-pref:01")}
+    assert len(set(ids.values())) == 3
+    for dest, fid in ids.items():
+        assert fid == forward_id(mid, dest)
+        parsed = uuid.UUID(fid)
+        assert (parsed.version, parsed.variant) == (8, uuid.RFC_4122)
+        assert fid[:13] == mid[:13]  # the applied id's 48-bit time prefix
+    assert forward_id(mid[:-1] + "d", "national") != ids["national"]
+    assert uuid.UUID(forward_id("x", "national")).version == 8  # any id text can be forwarded
 
 
 def test_payload_rows_equal_the_dataclass_route() -> None:
@@ -203,3 +210,35 @@ def test_relay_calls_plain_and_grouped_handlers_and_isolates_a_refusal(world: Wo
     assert relay.run_once() == 8
     assert (plain.calls, grouped.calls) == before
     assert relay.stats.duplicates >= 8
+
+
+def test_national_update_rewrites_the_search_keys_only_when_they_change(world: World) -> None:
+    """SQLite rewrites an index whenever its columns are in the SET list: a record that keeps the
+    name, kana, birth date and 個人番号 is written without them; one that changes them, with them."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            statements.append(statement)
+
+    first = national_row(identity("11111111111", CHIYODA, "一", T0))
+    moved = national_row(identity("11111111111", CHIYODA, "二", T0 + dt.timedelta(hours=1)))
+    later = T0 + dt.timedelta(hours=2)
+    sato = {"family_name": "佐藤", "family_kana": "サトウ"}
+    renamed = national_row(identity("11111111111", CHIYODA, "二", later, **sato))
+    with world.factory() as s, s.begin():
+        apply_records(s, NATIONAL_TIER, "national", [("m1", first)], T0)
+        event.listen(s.connection().engine, "before_cursor_execute", seen)
+        try:
+            apply_records(s, NATIONAL_TIER, "national", [("m2", moved)], T0)
+            kept = list(statements)
+            statements.clear()
+            apply_records(s, NATIONAL_TIER, "national", [("m3", renamed)], T0)
+        finally:
+            event.remove(s.connection().engine, "before_cursor_execute", seen)
+        n = national_identities.c
+        row = s.execute(select(n.address, n.name_key, n.kana_key)).one()
+    assert len(kept) == 1 and "address" in kept[0]
+    assert not any(c in kept[0] for c in ("name_key", "kana_key", "my_number", "birth_date"))
+    assert len(statements) == 1 and all(c in statements[0] for c in ("name_key", "kana_key"))
+    assert tuple(row) == ("二", renamed["name_key"], renamed["kana_key"])

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.clock import JST, FixedClock
+from jlis.db import Base, import_all_tables, make_engine
 from jlis.messaging import MAX_ATTEMPTS, Message, Relay, publish, publish_many
+from jlis.messaging.relay import _PENDING
 from jlis.messaging.tables import InboxRow, OutboxRow
 
 
@@ -144,3 +147,20 @@ def test_a_failure_in_a_followed_hop_undoes_the_round_and_falls_back(factory: se
         ).all()
     assert [tuple(r) for r in stuck] == [("c:1", "k2")]
     assert count(factory, table=InboxRow) == 5  # a×2, b×2, c×1
+
+
+def test_finding_parked_keys_reads_their_index_not_every_waiting_row(tmp_path: Path) -> None:
+    """SQLite: the pending query leaves parked keys out through ix_outbox_parked; a plan that read
+    every undelivered row for them made each round slower the longer the queue."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    import_all_tables()
+    Base.metadata.create_all(engine)
+    with engine.connect() as conn:
+        sql = str(_PENDING["sqlite"].compile(engine))
+        plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (10, 0))]
+    engine.dispose()
+    scans = [step for step in plan if step.startswith("SCAN outbox")]
+    assert scans == [
+        "SCAN outbox USING INDEX ix_outbox_undelivered",
+        "SCAN outbox USING INDEX ix_outbox_parked",
+    ]

@@ -50,6 +50,14 @@ class Tier:
         return tuple(c.name for c in self.current.columns if c.name not in skip)
 
     @cached_property
+    def indexed_columns(self) -> tuple[str, ...]:
+        """The record's columns in the copy's secondary indexes (the national search keys). SQLite
+        rewrites an index whenever its columns are in an UPDATE's SET list, even with the same
+        values: a record that leaves them as they are is written without them."""
+        names = {c.name for ix in self.current.indexes for c in ix.columns}
+        return tuple(c for c in self.record_columns if c in names)
+
+    @cached_property
     def history_fields(self) -> tuple[str, ...]:
         """The record's columns in the history (the national copy's search keys are not there)."""
         skip = {"id", "node", "message_id", "applied_at"}
@@ -100,18 +108,23 @@ def apply_records_many(
             previous = row.get("previous_resident_code")
             if previous:
                 keys.append((node, previous) if keyed else previous)
-    # (node, code) -> stored recorded_at; the node is "" in a tier without a node column.
+    # (node, code) -> stored recorded_at and indexed values; the node is "" in a tier without a
+    # node column.
+    indexed = tier.indexed_columns
     stored: dict[tuple[str, str], dt.datetime] = {}
+    stored_index: dict[tuple[str, str], tuple[Any, ...]] = {}
     if keyed:
-        for n, code, at in select_by_keys(
-            session, cur, ("node", "resident_code"), keys, ("node", "resident_code", "recorded_at")
+        for n, code, at, *values in select_by_keys(
+            session, cur, ("node", "resident_code"), keys, ("node", "resident_code", "recorded_at", *indexed)
         ):
             stored[(n, code)] = at
+            stored_index[(n, code)] = tuple(values)
     else:
-        for code, at in select_by_keys(
-            session, cur, ("resident_code",), keys, ("resident_code", "recorded_at")
+        for code, at, *values in select_by_keys(
+            session, cur, ("resident_code",), keys, ("resident_code", "recorded_at", *indexed)
         ):
             stored[("", code)] = at
+            stored_index[("", code)] = tuple(values)
 
     results: list[Applied] = []
     inserts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -161,21 +174,37 @@ def apply_records_many(
     if inserts:
         bulk_insert(session, cur, list(inserts.values()))
     if updates:
-        columns = tier.record_columns
-        bulk_update(
-            session,
-            cur,
-            ("node", "resident_code") if keyed else ("resident_code",),
-            [
-                {c: row[c] for c in columns} | {"applied_at": now} | ({"node": k} if keyed else {})
-                for (k, _code), row in updates.items()
-            ],
-        )
+        _update_rows(session, tier, updates, stored_index, now)
     if supersede:
         session.execute(tier.supersede_stmt, supersede)
     bulk_insert(session, tier.history, history)
     touch_nodes(session, touches)
     return results
+
+
+def _update_rows(
+    session: Session,
+    tier: Tier,
+    updates: dict[tuple[str, str], dict[str, Any]],
+    stored_index: dict[tuple[str, str], tuple[Any, ...]],
+    now: dt.datetime,
+) -> None:
+    """Replace current rows: those whose indexed values stay as stored without those columns (see
+    :attr:`Tier.indexed_columns`), the others with every column."""
+    keyed = tier.node_keyed
+    indexed = tier.indexed_columns
+    keep = tuple(c for c in tier.record_columns if c not in indexed)
+    same: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for (k, code), row in updates.items():
+        unchanged = bool(indexed) and tuple(row[c] for c in indexed) == stored_index.get((k, code))
+        columns = keep if unchanged else tier.record_columns
+        values = {c: row[c] for c in columns} | {"applied_at": now} | ({"node": k} if keyed else {})
+        (same if unchanged else changed).append(values)
+    key = ("node", "resident_code") if keyed else ("resident_code",)
+    for rows in (same, changed):
+        if rows:
+            bulk_update(session, tier.current, key, rows)
 
 
 # Counters of many nodes in one executemany: a node seen for the first time gets its row.

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import random
-import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -34,6 +32,7 @@ from jlis.juki.tables import (
 )
 from jlis.masters import Geography
 from jlis.messaging import Message, publish_many
+from jlis.messaging.outbox import derived_message_id
 from jlis.registry import IdentityRecord, RegistryService
 from jlis.registry.events import TOPIC_IDENTITY, TOPIC_MOVE_IN_NOTICE, TOPIC_MOVE_OUT_CERT
 from jlis.registry.models import ChangeReason
@@ -43,8 +42,6 @@ PREF_TIER = Tier("pref", pref_identities, pref_history, node_keyed=True)
 NATIONAL_TIER = Tier("national", national_identities, national_history, node_keyed=False)
 
 IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(IdentityRecord))
-_FORWARD_NS = uuid.UUID("6f1c3b0e-5d0a-4c8e-9a57-2f4a3e9d1b70")
-_FORWARD_NS_BYTES = _FORWARD_NS.bytes
 
 
 def identity_row(record: IdentityRecord) -> dict[str, Any]:
@@ -98,13 +95,7 @@ def national_row(record: IdentityRecord) -> dict[str, Any]:
 def forward_id(message_id: str, destination: str) -> str:
     """The id of the message a node sends on, derived from the one it applied: a record can be traced
     hop by hop, and a second publication of it would collide on the outbox's unique id."""
-    # str(uuid.uuid5(_FORWARD_NS, name)) without building UUID objects (a relay round makes
-    # thousands); tests/juki/test_network.py checks it against uuid5.
-    digest = bytearray(hashlib.sha1(_FORWARD_NS_BYTES + f"{message_id}>{destination}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return derived_message_id(message_id, destination)
 
 
 def onward(

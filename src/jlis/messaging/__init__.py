@@ -9,7 +9,8 @@ tables: the relay is the only path between them, as LGWAN would be between separ
 """
 
 from jlis.messaging.outbox import Message, publish, publish_many
-from jlis.messaging.relay import MAX_ATTEMPTS, Relay, parked, pending_counts
+from jlis.messaging.relay import Relay, parked, pending_counts
+from jlis.messaging.tables import MAX_ATTEMPTS
 
 __all__ = [
     "MAX_ATTEMPTS",

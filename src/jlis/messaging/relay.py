@@ -17,7 +17,7 @@ from jlis.clock import Clock
 from jlis.db import transaction
 from jlis.keyset import select_by_keys
 from jlis.messaging.outbox import Message, hold, release, write_held
-from jlis.messaging.tables import InboxRow, OutboxRow
+from jlis.messaging.tables import PARKED, InboxRow, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 # It may publish onward messages in that same transaction (the next hop's outbox).
 Handler = Callable[[Session, str, list[Message]], None]
 
-MAX_ATTEMPTS = 5  # a message failing this often is parked rather than retried for ever
 MAX_WAVES = 8  # hops a round follows at most before leaving the rest to the next round
 
 
@@ -44,16 +43,21 @@ class GroupHandler(Protocol):
 _O: Table = OutboxRow.__table__  # type: ignore[assignment]
 _INBOX: Table = InboxRow.__table__  # type: ignore[assignment]
 _COLUMNS = (_O.c.seq, _O.c.message_id, _O.c.source, _O.c.destination, _O.c.topic, _O.c.key, _O.c.payload)
-_PARKED_KEYS = (
-    select(_O.c.key).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).scalar_subquery()
-)
+_IS_PARKED = text(PARKED)
+# The parked keys, through their partial index (ix_outbox_parked; SQLite's planner, without
+# statistics, would rather read every undelivered row for them, each round).
+_PARKED_KEYS_SQL = {
+    "sqlite": f'SELECT "key" FROM outbox INDEXED BY ix_outbox_parked WHERE {PARKED}',
+    "postgresql": f'SELECT "key" FROM outbox WHERE {PARKED}',
+}
 # Statements built once: each round only binds parameters.
-_PENDING = (
-    select(*_COLUMNS)
-    .where(_O.c.delivered_at.is_(None), _O.c.key.not_in(_PARKED_KEYS))
+_PENDING = {
+    dialect: select(*_COLUMNS)
+    .where(_O.c.delivered_at.is_(None), _O.c.key.not_in(text(sql).columns(_O.c.key)))
     .order_by(_O.c.seq)
     .limit(bindparam("limit"))
-)
+    for dialect, sql in _PARKED_KEYS_SQL.items()
+}
 _NO_BITMAP = text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
 # The relay's own transactions on PostgreSQL commit without waiting for the WAL flush. Everything
 # they write is derived from outbox rows that were committed durably by their publishers, so a
@@ -62,12 +66,8 @@ _NO_BITMAP = text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = of
 # outlive its delivery, which comes earlier in the WAL. The publishers (a counter, an agency's
 # provision log) still commit synchronously. This spares the relay a disk flush per round.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
-_PARKED = (
-    select(*_COLUMNS).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).order_by(_O.c.seq)
-)
-_PARKED_KEY_LIST = (
-    select(_O.c.key).where(_O.c.delivered_at.is_(None), _O.c.attempts >= MAX_ATTEMPTS).distinct()
-)
+_PARKED = select(*_COLUMNS).where(_IS_PARKED).order_by(_O.c.seq)
+_PARKED_KEY_LIST = select(_O.c.key).where(_IS_PARKED).distinct()
 # The acknowledged sequence numbers travel as one JSON parameter: one statement text whatever
 # their number (an expanding IN of 500 would be compiled, and parsed by the driver, every round).
 _ACK_SEQS = {
@@ -132,12 +132,13 @@ class Relay:
         (left for an operator, see :func:`parked`), and so is everything behind it with the same
         key, so order per key holds while other keys flow on."""
         with self._factory() as s:
-            if s.get_bind().dialect.name == "postgresql":
+            dialect = s.get_bind().dialect.name
+            if dialect == "postgresql":
                 # Walk the partial index in seq order and stop at ``limit``. A bitmap scan (which
                 # the planner picks on young statistics) visits every entry left by delivered rows
                 # until VACUUM, each round; an index scan marks those entries dead as it passes.
                 s.execute(_NO_BITMAP)
-            return [_message(r) for r in s.execute(_PENDING, {"limit": limit})]
+            return [_message(r) for r in s.execute(_PENDING[dialect], {"limit": limit})]
 
     def run_once(self, batch: int = 1000, *, follow: bool = True) -> int:
         """Deliver up to ``batch`` pending messages, and (``follow``) the forwards they cause (see
