@@ -1,9 +1,15 @@
-"""The in-process SQLite write lock (jlis.db.SqliteWriter): writers of one process queue on it, it is
-released by commit, rollback and a connection that goes away, and readers never take it."""
+"""The SQLite write lock (jlis.db.SqliteWriter): writers of one process queue on it, writers of other
+processes on its lock file; it is released by commit, rollback and a connection that goes away, and
+readers never take it."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +99,81 @@ def test_a_second_writer_waits_for_the_first_then_goes_on(engine: Engine) -> Non
     assert order == ["first", "second"]
     with factory() as s:
         assert sorted(s.execute(text("SELECT n FROM t")).scalars()) == [10, 20]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from sqlalchemy import text
+from jlis.db import make_engine
+engine = make_engine(sys.argv[1])
+with engine.begin() as c:
+    c.execute(text("INSERT INTO t VALUES (7)"))
+    Path(sys.argv[2]).touch()
+    time.sleep(0.5)
+engine.dispose()
+"""
+
+
+def test_a_writer_of_another_process_is_waited_for_on_the_lock_file(engine: Engine, tmp_path: Path) -> None:
+    held = tmp_path / "held"
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(engine.url), str(held)])
+    try:
+        while not held.exists():
+            assert child.poll() is None, "the holder process died"
+            time.sleep(0.005)
+        assert Path(f"{engine.url.database}-writer").exists()
+        writer = sqlite_writer(engine)
+        assert writer is not None and writer.waits == 0
+        started = time.monotonic()
+        with transaction(make_session_factory(engine)) as s:
+            s.execute(text("INSERT INTO t VALUES (8)"))  # BEGIN IMMEDIATE comes with the first statement
+            waited = time.monotonic() - started
+        assert writer.waits == 1  # queued on the other process's flock, not in SQLite's busy handler
+        assert 0.2 < waited < 5
+    finally:
+        assert child.wait(timeout=30) == 0
+    with engine.connect() as c:
+        assert c.execute(text("SELECT n FROM t ORDER BY n")).scalars().all() == [7, 8]
+
+
+def test_a_forked_child_takes_the_lock_file_for_itself(engine: Engine) -> None:
+    """A child of fork() inherits the parent's open lock file, and would share its flock: it opens
+    its own, so parent and child exclude each other."""
+    factory = make_session_factory(engine)
+    with transaction(factory) as s:  # the parent opens its lock file
+        s.execute(text("INSERT INTO t VALUES (1)"))
+    ready, go = multiprocessing.get_context("fork").Event(), multiprocessing.get_context("fork").Event()
+
+    def child() -> None:
+        with transaction(factory) as s:
+            s.execute(text("INSERT INTO t VALUES (2)"))
+            ready.set()
+            go.wait(10)
+        os._exit(0)
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    try:
+        assert ready.wait(10)
+        writer = sqlite_writer(engine)
+        assert writer is not None
+        done = threading.Event()
+
+        def parent_write() -> None:
+            with transaction(factory) as s:
+                s.execute(text("INSERT INTO t VALUES (3)"))
+            done.set()
+
+        thread = threading.Thread(target=parent_write)
+        thread.start()
+        assert not done.wait(0.3)  # the child holds the lock: the parent waits
+        go.set()
+        assert done.wait(10)
+        thread.join()
+        assert writer.waits == 1  # on the flock: a shared lock file would have let it through
+    finally:
+        go.set()
+        proc.join(10)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 2, 3]

@@ -4,8 +4,10 @@ and a session factory. Packages declare tables on :class:`Base`; nothing else is
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite's own busy handler queues other processes' writers
+    fcntl = None  # type: ignore[assignment]
+
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -86,33 +93,70 @@ SQLITE_BUSY_SECONDS = 30.0  # as PRAGMA busy_timeout above
 
 
 class SqliteWriter:
-    """The write lock of one SQLite database within this process.
+    """The write lock of one SQLite database, for the writers of this process and of the others.
 
-    SQLite lets one transaction write at a time. Between processes it makes a second writer sleep
-    and retry (its busy handler sleeps 1, 2, 5 … up to 100 ms at a time); between the threads of one
-    process — the web app's request threads, its relay worker, its group commits — this lock queues
-    them instead, so the next writer starts the moment the previous one commits. Taken just before
-    ``BEGIN IMMEDIATE`` and released right after ``COMMIT`` or ``ROLLBACK`` (or when the connection
-    is closed or invalidated without either). A plain lock, not a reentrant one: a thread that opens a
-    second write transaction while holding one waits ``SQLITE_BUSY_SECONDS`` and fails with "database
-    is locked", exactly as SQLite itself would have answered it.
+    SQLite lets one transaction write at a time and makes a second writer sleep and retry: its busy
+    handler sleeps 1, 2, 5 … up to 100 ms at a time, so a writer often sleeps on long after the
+    lock is free. This lock queues writers instead. Between the threads of one process (the web
+    app's request threads, its relay worker, its group commits) a thread lock hands over the moment
+    the holder commits; between processes (``jlis serve --workers N``, a relay process beside
+    them) a ``flock`` on a file beside the database (``<database>-writer``), polled every 50 µs to
+    1 ms. Taken just before ``BEGIN IMMEDIATE`` and released right after ``COMMIT`` or ``ROLLBACK``
+    (or when the connection is closed or invalidated without either); the kernel drops a dead
+    process's ``flock``. Neither is reentrant: a thread that opens a second write transaction while
+    holding one waits ``SQLITE_BUSY_SECONDS`` and fails with "database is locked", exactly as
+    SQLite itself would have answered it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self._lock = threading.Lock()
         self._holder: Any = None  # the sqlite3 connection whose transaction holds the lock
+        self._path = f"{path}-writer" if path and fcntl is not None else None
+        self._fd: int | None = None
+        self._pid = 0  # the process that opened _fd: a forked child opens its own
         self.waits = 0  # acquisitions that found the lock taken (for tests and benchmarks)
 
     def acquire(self, raw: Any) -> None:
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         if not self._lock.acquire(blocking=False):
             self.waits += 1
             if not self._lock.acquire(timeout=SQLITE_BUSY_SECONDS):
                 raise sqlite3.OperationalError("database is locked (another writer of this process)")
+        try:
+            self._lock_file(deadline)
+        except BaseException:
+            self._lock.release()
+            raise
         self._holder = raw
+
+    def _lock_file(self, deadline: float) -> None:
+        if self._path is None:
+            return
+        assert fcntl is not None
+        if self._fd is None or self._pid != os.getpid():
+            # A child of fork() shares its parent's open file, and with it the parent's flock.
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        pause = 50e-6
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if pause == 50e-6:
+                    self.waits += 1
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError(
+                        "database is locked (a writer of another process)"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
 
     def release(self, raw: Any) -> None:
         if raw is not None and self._holder is raw:
             self._holder = None
+            if self._fd is not None and self._pid == os.getpid():
+                assert fcntl is not None
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._lock.release()
 
 
@@ -142,11 +186,11 @@ def _sqlite_begin(writer: SqliteWriter, conn: Any) -> None:
         raise
 
 
-def _install_writer(engine: Engine) -> SqliteWriter:
+def _install_writer(engine: Engine, path: str | None) -> SqliteWriter:
     """Queue this process's writers of ``engine`` on a :class:`SqliteWriter`: taken in the ``begin``
     event, released after the dialect's commit or rollback (SQLAlchemy has events only before
     them) and by the pool when a connection goes away in the middle of a transaction."""
-    writer = SqliteWriter()
+    writer = SqliteWriter(path)
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
@@ -180,12 +224,14 @@ def sqlite_writer(engine: Engine) -> SqliteWriter | None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = make_url(url).database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            path = None  # a memory database, or a URI form: no file to lock beside
+        else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        _install_writer(engine)
+        _install_writer(engine, path)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
