@@ -11,12 +11,13 @@ through the process's group commit (``jlis.groupcommit``, as the web app's count
 ``--clerks 1`` is one transaction per change). The relay carries every message CS → 都道府県サーバ →
 全国サーバ and 本籍地 → 附票都道府県サーバ → 附票全国サーバ while the clerks work:
 
-- PostgreSQL: ``--counters`` counter processes at once (each serving its share of the
-  municipalities) and one relay process beside them (``jlis juki relay``'s loop);
-- SQLite, which has one writer at a time: one counter process that also runs the relay in a
+- ``--counters`` counter processes at once (each serving its share of the municipalities), as
+  ``jlis serve --no-relay --workers N`` would, and one relay process beside them, as ``jlis juki
+  relay`` runs it (on SQLite with planned rounds: the relay holds the write lock only to replay
+  each round's writes, see jlis.planned);
+- SQLite with ``--sqlite-inline-relay``: one counter process that also runs the relay in a
   ``RelayWorker`` thread poked after every change, as the one-process deployment (``jlis demo``,
-  ``jlis serve``) does (a relay in another process would only queue for the write lock).
-  ``--sqlite-separate-relay`` runs SQLite as PostgreSQL.
+  ``jlis serve``) does.
 
 The clock starts when the clerks start and stops when the relay has drained everything: the
 last change is in the national copy and nothing waits. The figure is changes per second over that
@@ -184,9 +185,8 @@ def counter(
     ``lg_codes``, each a counter action committed before the clerk goes on, through the process's
     group commit (jlis.groupcommit, as the web app's counter routes do; ``clerks`` 1 is one
     transaction per change). With ``relay_inline`` the process also runs the relay in a
-    ``RelayWorker`` thread poked after every change, as the one-process deployment does (SQLite has
-    one writer at a time: a relay in another process would only queue for the lock), and drains it
-    before it reports."""
+    ``RelayWorker`` thread poked after every change, as the one-process deployment does, and drains
+    it before it reports."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
     pop = dataclasses.replace(pop, factory=factory, lg_codes=lg_codes)
@@ -222,18 +222,18 @@ def counter(
 
 
 def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: Any, out: Any) -> None:
-    """The relay process: rounds back to back while there is work, a short nap when there is none,
-    until the counters are done and nothing is left."""
+    """The relay process, as ``jlis juki relay --interval 0.05`` runs it: a ``RelayWorker`` (a round
+    at once after a full one, ``RelayWorker.gather`` after a partial one) until the counters are
+    done, then a drain of what is left."""
     engine = make_engine(url)
-    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo)
+    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo, plan_rounds=True)
+    worker = RelayWorker(relay, batch=batch, interval=0.05)
     go.wait()
     cpu = time.process_time()
-    while True:
-        finished = counters_done.is_set()  # read before the round: a round after it sees everything
-        if relay.run_once(batch) == 0:
-            if finished:
-                break
-            time.sleep(0.01)
+    worker.start()
+    counters_done.wait()
+    worker.stop(None)
+    relay.drain(batch)
     out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, 0))
     engine.dispose()
 
@@ -322,7 +322,11 @@ def pgbench(admin_url: str, database: str, seconds: int, scale: int) -> float:
 
 
 def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
-    processes = "1 counter process running the relay" if r["inline"] else f"{r['counters']} counter processes"
+    processes = (
+        "1 counter process running the relay"
+        if r["inline"]
+        else f"{r['counters']} counter process{'es' if r['counters'] > 1 else ''} + a relay process"
+    )
     # One clerk per process runs without the group commit: one transaction per change.
     per_commit = "1 change per commit"
     if r["groups"]:
@@ -349,9 +353,9 @@ def main() -> None:
         "--clerks", type=int, default=32, help="clerk threads per counter process (1: no group commit)"
     )
     ap.add_argument(
-        "--sqlite-separate-relay",
+        "--sqlite-inline-relay",
         action="store_true",
-        help="SQLite: counters and relay in separate processes, as on PostgreSQL",
+        help="SQLite: one process runs the counters and the relay, as jlis demo and jlis serve do",
     )
     ap.add_argument("--batch", type=int, default=2000, help="messages per relay round")
     ap.add_argument("--residents", type=int, default=20_000)
@@ -380,7 +384,7 @@ def main() -> None:
             max(1, args.clerks),
             args.residents,
             args.batch,
-            not args.sqlite_separate_relay,
+            args.sqlite_inline_relay,
         )
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
         shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes

@@ -24,6 +24,8 @@ from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from jlis.planned import PlanningConnection
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -229,7 +231,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             path = None  # a memory database, or a URI form: no file to lock beside
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, **kwargs)
+        # Connections that can plan a transaction (jlis.planned); otherwise plain sqlite3 ones.
+        connect_args = {"factory": PlanningConnection, **kwargs.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         _install_writer(engine, path)
         return engine

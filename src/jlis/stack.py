@@ -18,7 +18,9 @@ MIDDLE = "middle"  # the middle servers keep their 住民票関係情報 replica
 SUBSCRIBERS = (JPKI, CARD, LINKAGE, MIDDLE)
 
 
-def build_stack_relay(container: Container, *, crash_hook: Callable[[str], None] | None = None) -> Relay:
+def build_stack_relay(
+    container: Container, *, crash_hook: Callable[[str], None] | None = None, plan_rounds: bool = False
+) -> Relay:
     from jlis.card.service import deps_from_container
     from jlis.card.stream import CardStreamNode
     from jlis.jpki.stream import JpkiStreamNode
@@ -31,6 +33,7 @@ def build_stack_relay(container: Container, *, crash_hook: Callable[[str], None]
         container.clock,
         container.geography,
         crash_hook=crash_hook,
+        plan_rounds=plan_rounds,
         subscribers=SUBSCRIBERS,
         extra_handlers={
             JPKI: JpkiStreamNode(container.clock),

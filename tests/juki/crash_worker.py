@@ -9,6 +9,8 @@ change whose transaction died is simply made again.
 Crash points: ``register`` (inside a register transaction, before commit) and the relay's own
 ``inside-apply`` (before the commit of a delivery), ``after-apply-before-ack``, ``after-ack``;
 ``random`` dies at any of them with probability ``--p``. ``none`` runs to the end.
+``--plan-rounds``: the relay plans its rounds outside SQLite's write lock (``inside-apply`` is then
+inside the replay of a plan).
 
 Exit status: 0 when everything is recorded and nothing is pending, 3 when messages are left.
 """
@@ -55,6 +57,7 @@ def main() -> int:
     ap.add_argument("--after", type=int, default=1, help="die at the N-th call of the point")
     ap.add_argument("--p", type=float, default=0.03)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plan-rounds", action="store_true", help="SQLite: planned relay rounds")
     args = ap.parse_args()
 
     import_all_tables()
@@ -74,7 +77,7 @@ def main() -> int:
             print(f"crash at {point} #{calls[point]}", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    relay = build_relay(factory, clock, geo, crash_hook=hook)
+    relay = build_relay(factory, clock, geo, crash_hook=hook, plan_rounds=args.plan_rounds)
     rng = random.Random()
     for i in range(args.people):
         lg = LG_CODES[i % len(LG_CODES)]
@@ -127,7 +130,9 @@ def main() -> int:
     for m in left:
         print(f"pending: {m.destination} {m.topic}", file=sys.stderr)
     engine.dispose()
+    stats = relay.stats
     print(f"done at {dt.datetime.now(JST).isoformat()}: {dict(calls)}", flush=True)
+    print(f"rounds planned {stats.planned}, unplanned {stats.unplanned}", flush=True)
     return 3 if left else 0
 
 

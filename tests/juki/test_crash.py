@@ -6,6 +6,7 @@ exactly once: the history of each tier holds one row per change, every outbox me
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jlis.db import Base, import_all_tables, make_engine, make_session_factory
 from jlis.juki.tables import (
     cs_history,
     fuhyo_national_history,
@@ -42,6 +44,15 @@ SQLITE_PLAN = [
     ("random", 2),
     ("random", 3),
 ]
+# The relay's rounds planned outside the write lock and replayed under it (jlis.planned).
+SQLITE_PLANNED_PLAN = [
+    ("inside-apply", 1),
+    ("after-apply-before-ack", 2),
+    ("inside-apply", 5),
+    ("after-ack", 3),
+    ("random", 4),
+    ("random", 5),
+]
 POSTGRES_PLAN = [
     ("register", 3),
     ("inside-apply", 2),
@@ -51,16 +62,23 @@ POSTGRES_PLAN = [
 ]
 
 
-def run_worker(url: str, point: str, after_or_seed: int) -> int:
+def run_worker(url: str, point: str, after_or_seed: int, *, planned: bool = False) -> int:
+    return worker_run(url, point, after_or_seed, planned=planned).returncode
+
+
+def worker_run(url: str, point: str, n: int, *, planned: bool) -> subprocess.CompletedProcess[str]:
+    """Run the worker once: ``point`` "random" with seed ``n``, otherwise dying at its ``n``-th call."""
     args = [sys.executable, str(WORKER), "--db", url, "--people", str(PEOPLE), "--changes", str(CHANGES)]
+    if planned:
+        args.append("--plan-rounds")
     if point == "random":
-        args += ["--point", "random", "--seed", str(after_or_seed), "--p", "0.04"]
+        args += ["--point", "random", "--seed", str(n), "--p", "0.04"]
     else:
-        args += ["--point", point, "--after", str(after_or_seed)]
+        args += ["--point", point, "--after", str(n)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     if done.returncode not in (0, -signal.SIGKILL):
         pytest.fail(f"worker failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.returncode
+    return done
 
 
 @pytest.mark.slow
@@ -68,15 +86,35 @@ def test_killed_at_any_point_nothing_is_lost_and_nothing_is_applied_twice(
     factory: sessionmaker[Session],
 ) -> None:
     engine = factory.kw["bind"]
-    url = engine.url.render_as_string(hide_password=False)
     plan = SQLITE_PLAN if engine.dialect.name == "sqlite" else POSTGRES_PLAN
-    kills = sum(run_worker(url, point, n) == -signal.SIGKILL for point, n in plan)
+    crash_and_check(factory, plan, planned=False)
+
+
+@pytest.mark.slow
+def test_killed_with_planned_relay_rounds(tmp_path: Path) -> None:
+    """SQLite only: planned rounds are a SQLite mechanism (PostgreSQL's relay ignores the option)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'planned.sqlite3'}")
+    import_all_tables()
+    Base.metadata.create_all(engine)
+    try:
+        crash_and_check(make_session_factory(engine), SQLITE_PLANNED_PLAN, planned=True)
+    finally:
+        engine.dispose()
+
+
+def crash_and_check(factory: sessionmaker[Session], plan: list[tuple[str, int]], *, planned: bool) -> None:
+    url = factory.kw["bind"].url.render_as_string(hide_password=False)
+    kills = sum(run_worker(url, point, n, planned=planned) == -signal.SIGKILL for point, n in plan)
     assert kills >= len(plan) - 2  # the plan's points are reached (a random run may finish unharmed)
     for _ in range(10):  # then without crashes, until it completes
-        if run_worker(url, "none", 0) == 0:
+        last = worker_run(url, "none", 0, planned=planned)
+        if last.returncode == 0:
             break
     else:
         pytest.fail("the worker never completed")
+    if planned:  # the rounds of the last run were planned (not all refused)
+        found = re.search(r"rounds planned (\d+), unplanned (\d+)", last.stdout)
+        assert found and int(found.group(1)) > 0, last.stdout
 
     with factory() as s:
         people = s.execute(

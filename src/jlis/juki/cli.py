@@ -31,7 +31,8 @@ def relay(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with container(database_url) as built:
-        r = build_stack_relay(built)
+        # In a process of its own the relay plans its rounds outside SQLite's write lock.
+        r = build_stack_relay(built, plan_rounds=True)
         if once:
             started = time.perf_counter()
             n = r.drain(batch)
