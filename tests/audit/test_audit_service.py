@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.audit import GENESIS, AuditLog, canonical_bytes, entry_hash, list_chains
-from jlis.audit.service import hashed_fields
+from jlis.audit.service import hashed_fields, hold_appends, write_held_appends
 from jlis.audit.tables import AuditChainHead, AuditEntryRow
 from jlis.clock import JST
 from jlis.db import transaction
@@ -428,3 +428,30 @@ def test_the_documented_worked_example() -> None:
         '"subject":"12345678903"}'
     )
     assert entry_hash(GENESIS, fields) == "b15de08cc6efb5896aa8dd7eb2e3f6ff46f7a3fc1247ef0e6d86bd8757c812b6"
+
+
+def test_held_appends_wait_for_the_end_of_the_group_and_chain_in_order(
+    factory: sessionmaker[Session],
+) -> None:
+    """A counter group holds its audited reads (hold_appends) and writes them at its end: until then
+    the chain's head is untouched (so not locked); then each chain gets its entries in order."""
+    access, other = AuditLog("access"), AuditLog("juki.provision")
+    with transaction(factory) as s:
+        provide(access, s, i=0)  # an ordinary append before the group
+    with transaction(factory) as s:
+        hold_appends(s)
+        for i in (1, 2):
+            access.append_later(s, at=T0, actor="staff", action="read", subject=RESIDENT, details={"i": i})
+        other.append_later(s, at=T0, actor="staff", action="read", subject=OTHER, details={"i": 9})
+        with pytest.raises(InvalidInput, match="details"):
+            access.append_later(s, at=T0, actor="staff", action="read", subject=RESIDENT, details=[])  # type: ignore[arg-type]
+        head = s.execute(select(AuditChainHead.last_seq).where(AuditChainHead.chain == "access")).scalar_one()
+        assert head == 1 and other.entries(s) == []  # nothing written, the head not touched
+        write_held_appends(s)
+    with factory() as s:
+        assert [(e.seq, e.details.get("i")) for e in access.entries(s)] == [(1, 0), (2, 1), (3, 2)]
+        assert [(e.seq, e.subject) for e in other.entries(s)] == [(1, OTHER)]
+    assert verify(factory, access).ok and verify(factory, other).ok
+    with transaction(factory) as s:  # without a hold, append_later appends at once
+        access.append_later(s, at=T0, actor="staff", action="read", subject=RESIDENT, details={"i": 3})
+        assert [e.seq for e in access.entries(s)][-1] == 4

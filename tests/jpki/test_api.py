@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -414,6 +414,9 @@ def test_fuzzed_ocsp_requests_never_crash(web: JpkiWeb, data: st.DataObject) -> 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.text(min_size=1, max_size=80))
 def test_fuzzed_get_paths_never_crash(web: JpkiWeb, path: str) -> None:
+    # "." and ".." stay unquoted and are dot-segments: the client resolves them away (RFC 3986), so
+    # the request goes to /jpki/ocsp/sign/ or above, not to a GET of an encoded request.
+    assume(path not in (".", ".."))
     r = web.client.get("/jpki/ocsp/sign/" + quote(path, safe=""), headers=web.headers("bank-a-api"))
     assert r.status_code in (200, 404), r.text
     if r.status_code == 200:

@@ -1,5 +1,6 @@
-"""The counter's group commit: actions of one group write their history rows and messages in bulk
-at the group's end, in the order the actions made them, and a refused action leaves none."""
+"""The counter's group commit: actions of one group write their history rows, messages and audited
+reads in bulk at the group's end, in the order the actions made them, and a refused action leaves
+none."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from jlis.messaging.tables import OutboxRow
 from jlis.registry import Placement, RegistryService
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
+from jlis.registry.service import ACCESS_LOG
 from jlis.registry.tables import HistoryRow
 
 from .conftest import SECRET, Counter
@@ -91,3 +93,29 @@ def test_a_group_writes_history_and_messages_in_action_order(
         )
     codes = [people[i].resident_code for i in (0, 1, 2, 4, 5)]
     assert [k for k in keys if k in codes][-5:] == codes  # the relocations' messages, in order
+
+
+def test_a_groups_audited_reads_reach_the_access_log_at_its_end(
+    counter: Counter, factory: sessionmaker[Session]
+) -> None:
+    people = [counter.move_in(given=f"花子{'一二'[i]}") for i in range(2)]
+    codes = [p.resident_code for p in people]
+    desk = counter_group_commit(factory).start()
+    seen_inside: list[int] = []
+
+    def read_both(s: Session) -> None:
+        svc = _service(s, counter)
+        for p in people:
+            svc.get(p.id, purpose="異動処理")
+        seen_inside.append(len([e for e in ACCESS_LOG.entries(s) if e.subject in codes]))
+
+    try:
+        desk.run(read_both)
+    finally:
+        desk.stop()
+    assert seen_inside == [0]  # held while the group ran: the head was not locked yet
+    with factory() as s:
+        entries = [e for e in ACCESS_LOG.entries(s) if e.subject in codes]
+        assert [e.subject for e in entries] == codes
+        assert all(e.details["purpose"] == "異動処理" for e in entries)
+        assert ACCESS_LOG.verify(s).ok

@@ -63,6 +63,25 @@ _MOVE_HEAD = Prepared(
     .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 )
 _ENTRY_KEYS = frozenset({"at", "actor", "action", "subject", "details"})
+# A checked entry: at (UTC), actor, action, subject, details as stored (JSON) and as hashed.
+_Draft = tuple[dt.datetime, str, str, str | None, str, dict[str, Any]]
+_HELD = "jlis.audit.held"  # Session.info key: appends held for the end of a group (hold_appends)
+
+
+def hold_appends(session: Session) -> None:
+    """From now on :meth:`AuditLog.append_later` keeps the entries of ``session`` in memory, per
+    chain and in order, until :func:`write_held_appends`. A group commit of counter actions holds
+    them (jlis.registry.desk): the chain's head, which every writer of the chain locks until its
+    commit, is then locked once at the group's end instead of from its first audited read, so the
+    groups of two processes do not wait for each other's whole group."""
+    session.info[_HELD] = {}
+
+
+def write_held_appends(session: Session) -> None:
+    """Append what was held since :func:`hold_appends`: one lock of each chain's head, one insert."""
+    held: dict[str, tuple[AuditLog, list[_Draft]]] = session.info.pop(_HELD, {})
+    for log, drafts in held.values():
+        log._write(session, drafts)
 
 
 @dataclass(frozen=True)
@@ -200,11 +219,35 @@ class AuditLog:
         and optionally subject."""
         return self._append(session, entries, batch=True) if entries else []
 
+    def append_later(
+        self,
+        session: Session,
+        *,
+        at: dt.datetime,
+        actor: str,
+        action: str,
+        subject: str | None,
+        details: Mapping[str, Any],
+    ) -> None:
+        """:meth:`append`, or, in a session that holds appends (:func:`hold_appends`), at the end
+        of its group of actions (:func:`write_held_appends`): the chain's head is then locked from
+        there to the commit, not from the first action's read on. The entry is checked now."""
+        entry = {"at": at, "actor": actor, "action": action, "subject": subject, "details": details}
+        draft = self._draft("", entry)
+        held: dict[str, tuple[AuditLog, list[_Draft]]] | None = session.info.get(_HELD)
+        if held is None:
+            self._write(session, [draft])
+        else:
+            held.setdefault(self.chain, (self, []))[1].append(draft)
+
     def _append(
         self, session: Session, items: Sequence[Mapping[str, Any]], *, batch: bool
     ) -> list[AuditEntry]:
         # Validate everything before touching the database: bad input changes nothing.
         drafts = [self._draft(f"entries[{i}]." if batch else "", item) for i, item in enumerate(items)]
+        return self._write(session, drafts)
+
+    def _write(self, session: Session, drafts: Sequence[_Draft]) -> list[AuditEntry]:
         seq, prev = self._lock_head(session)
         out: list[AuditEntry] = []
         rows: list[dict[str, Any]] = []
@@ -238,9 +281,7 @@ class AuditLog:
         _MOVE_HEAD.run(bound, {"chain_name": self.chain, "new_seq": seq, "new_hash": prev})
         return out
 
-    def _draft(
-        self, where: str, item: Mapping[str, Any]
-    ) -> tuple[dt.datetime, str, str, str | None, str, dict[str, Any]]:
+    def _draft(self, where: str, item: Mapping[str, Any]) -> _Draft:
         """Validate one entry; ``where`` prefixes the field names (``entries[3].`` in a batch)."""
         unknown = set(item) - _ENTRY_KEYS
         if unknown:

@@ -18,7 +18,9 @@ app = typer.Typer(help="住基ネット: relay, provision log disclosure.", no_a
 @app.command()
 def relay(
     once: Annotated[bool, typer.Option("--once", help="Deliver what is pending, then exit.")] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=10_000, help="Messages per round.")] = 1000,
+    batch: Annotated[
+        int | None, typer.Option("--batch", min=1, max=10_000, help="Messages per round [default: 5000].")
+    ] = None,
     interval: Annotated[
         float, typer.Option("--interval", min=0.05, help="Seconds between idle rounds.")
     ] = 0.5,
@@ -26,10 +28,11 @@ def relay(
 ) -> None:
     """Deliver the outbox to the CSs, prefecture servers, J-LIS and the 附票 nodes, and the national
     change stream to JPKI (revocation) and the card system."""
-    from jlis.juki.network import RelayWorker
+    from jlis.juki.network import BATCH, RelayWorker
     from jlis.stack import build_stack_relay
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    batch = batch or BATCH
     with container(database_url) as built:
         # In a process of its own the relay plans its rounds outside SQLite's write lock.
         r = build_stack_relay(built, plan_rounds=True)

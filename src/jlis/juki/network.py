@@ -25,7 +25,12 @@ from jlis.registry.events import TOPIC_FUHYO, TOPIC_FUHYO_IDENTITY, TOPIC_IDENTI
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # messages per relay round
+# Messages per relay round. A round that reads fewer than this holds everything deliverable, so the
+# forwards it makes follow in the same transaction (Relay._follow); a full one leaves them to later
+# rounds, each forward then written, read back and acknowledged. A counter stream of ~1,500
+# changes/s makes ~3,000 messages/s: rounds of 5,000 stay complete where 1,000 or 2,000 fell behind
+# and stopped following (propagation bench, bench/RESULTS.md).
+BATCH = 5000
 GATHER = 0.05  # seconds between a partial round and the next (see RelayWorker)
 
 # What the relay may plan outside SQLite's write lock (jlis.planned): 本人確認情報 and 附票 records

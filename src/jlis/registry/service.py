@@ -983,7 +983,7 @@ class RegistryService:
         return view
 
     def _audit_read(self, row: Resident, purpose: str) -> None:
-        ACCESS_LOG.append(
+        ACCESS_LOG.append_later(
             self.s,
             at=self.clock.now(),
             actor=self.staff,

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from jlis.audit.service import hold_appends, write_held_appends
 from jlis.bulk import Bound, Prepared, bulk_insert
 from jlis.messaging.outbox import hold, release, write_held
 from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow, ResidentRow
@@ -196,12 +197,14 @@ HISTORY_HELD = "jlis.registry.history_held"
 
 
 def hold_changes(session: Session) -> None:
-    """From now on the counter actions of ``session`` keep their history rows and messages in memory
-    (:func:`write_held_changes` writes them, in order): a group of actions then writes them with one
-    bulk insert each (COPY on PostgreSQL) instead of two statements per action. Nothing in a counter
-    action reads back the history or the outbox it has just written."""
+    """From now on the counter actions of ``session`` keep their history rows, messages and audited
+    reads in memory (:func:`write_held_changes` writes them, in order): a group of actions then writes
+    them with one bulk insert each (COPY on PostgreSQL) instead of two statements per action, and
+    locks the access log's head only at its end (jlis.audit.hold_appends). Nothing in a counter
+    action reads back the history, the outbox or the access log it has just written."""
     session.info[HISTORY_HELD] = []
     hold(session)
+    hold_appends(session)
 
 
 def write_held_changes(session: Session) -> None:
@@ -210,6 +213,7 @@ def write_held_changes(session: Session) -> None:
     bulk_insert(session, HISTORY, rows)
     held = release(session)
     write_held(session, held, [None] * len(held))
+    write_held_appends(session)
 
 _c = CERTIFICATES.c
 CERTIFICATE_COLUMNS = tuple(c.name for c in CERTIFICATES.columns if c.name != "id")
