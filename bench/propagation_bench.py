@@ -56,7 +56,7 @@ from jlis.db import make_engine, make_session_factory
 from jlis.errors import RuleViolation
 from jlis.groupcommit import GroupCommit
 from jlis.juki import build_relay
-from jlis.juki.network import RelayWorker
+from jlis.juki.network import BATCH, RelayWorker
 from jlis.juki.tables import NationalHistory
 from jlis.masters import Geography, load_geography
 from jlis.messaging.tables import OutboxRow
@@ -357,7 +357,7 @@ def main() -> None:
         action="store_true",
         help="SQLite: one process runs the counters and the relay, as jlis demo and jlis serve do",
     )
-    ap.add_argument("--batch", type=int, default=2000, help="messages per relay round")
+    ap.add_argument("--batch", type=int, default=BATCH, help="messages per relay round")
     ap.add_argument("--residents", type=int, default=20_000)
     ap.add_argument("--postgres", default=None, help=f"admin URL, e.g. {DEFAULT_PG}")
     ap.add_argument("--pgbench-seconds", type=int, default=30)
