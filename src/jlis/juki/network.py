@@ -20,7 +20,7 @@ from jlis.juki.models import CS, FUHYO_NATIONAL, FUHYO_PREF, HONSEKI, NATIONAL, 
 from jlis.juki.nodes import CsNode, NationalNode, PrefNode
 from jlis.masters import Geography
 from jlis.messaging import Message, Relay
-from jlis.messaging.relay import Handler
+from jlis.messaging.relay import Handler, Kinds
 from jlis.registry.events import TOPIC_FUHYO, TOPIC_FUHYO_IDENTITY, TOPIC_IDENTITY
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,14 @@ _PLANNABLE = {
 
 def plannable(m: Message) -> bool:
     return (m.destination.split(":", 1)[0], m.topic) in _PLANNABLE
+
+
+# Parts of the network one relay process each can carry (``jlis juki relay --part``): the 附票連携
+# システム's nodes, and the rest (住基ネット with the national change stream's subscribers). No
+# message crosses from one to the other, so each relay's rounds still hold everything deliverable
+# to its nodes and follow their forwards.
+_FUHYO_KINDS = frozenset({HONSEKI, FUHYO_PREF, FUHYO_NATIONAL})
+PARTS = {"juki": Kinds(_FUHYO_KINDS, others=True), "fuhyo": Kinds(_FUHYO_KINDS)}
 
 
 def handlers(
@@ -85,6 +93,7 @@ def build_relay(
     subscribers: Sequence[str] = (),
     extra_handlers: Mapping[str, Handler] | None = None,
     plan_rounds: bool = False,
+    part: str | None = None,
 ) -> Relay:
     """A relay that delivers to every node of the network. ``crash_hook`` is the relay's test seam
     (called at "inside-apply", "after-apply-before-ack", "after-ack"); ``subscribers`` (destinations
@@ -97,13 +106,19 @@ def build_relay(
     process of its own (``jlis juki relay`` beside ``jlis serve --no-relay``): it then holds the
     write lock a fraction of its time and the counters write meanwhile (propagation bench on SQLite:
     ~1,000 → ~1,300 changes/s). In the serving process itself it only adds work: the process's
-    threads share one interpreter lock."""
+    threads share one interpreter lock.
+
+    ``part`` (a key of :data:`PARTS`): deliver only to that part's nodes, beside a relay for the
+    other part (two processes, so two cores, carry the network)."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part must be one of {sorted(PARTS)}, not {part!r}")
     return Relay(
         factory,
         clock,
         handlers(clock, geography, subscribers=subscribers, extra_handlers=extra_handlers),
         crash_hook=crash_hook,
         plannable=plannable if plan_rounds else None,
+        kinds=None if part is None else PARTS[part],
     )
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, not_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.bulk import Prepared, bulk_insert
@@ -89,6 +89,24 @@ _FAIL = (
 )
 
 
+@dataclass(frozen=True)
+class Kinds:
+    """The destination kinds one relay delivers to when several relays share an outbox (the 住基ネット
+    and the 附票 system, say): ``names``, or, with ``others``, every kind but those. Forwards to a
+    kind outside them are written to wait for the relay that has it."""
+
+    names: frozenset[str]
+    others: bool = False
+
+    def __contains__(self, kind: object) -> bool:
+        return (kind in self.names) != self.others
+
+    def where(self) -> ColumnElement[bool]:
+        d = _O.c.destination
+        named = or_(*((d == k) | d.like(f"{k}:%") for k in sorted(self.names)))
+        return not_(named) if self.others else named
+
+
 @dataclass
 class RelayStats:
     delivered: int = 0  # applied (or found in the inbox), forwards followed in the same round included
@@ -119,10 +137,17 @@ class Relay:
         *,
         crash_hook: Callable[[str], None] | None = None,
         plannable: Callable[[Message], bool] | None = None,
+        kinds: Kinds | None = None,
     ) -> None:
         self._factory = factory
         self._clock = clock
         self._handlers = handlers
+        self._kinds = kinds
+        self._pending = (
+            _PENDING
+            if kinds is None
+            else {dialect: stmt.where(kinds.where()) for dialect, stmt in _PENDING.items()}
+        )
         # On SQLite, rounds whose messages all pass ``plannable`` are planned outside the write lock
         # (see _planned_round): their handlers must read and write only tables no one but this
         # relay writes, and do nothing outside the session (a plan that is refused runs again).
@@ -140,7 +165,10 @@ class Relay:
             yield s
 
     def _handler_for(self, destination: str) -> Handler | None:
-        return self._handlers.get(destination.split(":", 1)[0])
+        kind = destination.split(":", 1)[0]
+        if self._kinds is not None and kind not in self._kinds:
+            return None  # another relay's: a forward to it waits for that relay
+        return self._handlers.get(kind)
 
     def pending(self, limit: int) -> list[Message]:
         """The oldest deliverable messages. A message that failed ``MAX_ATTEMPTS`` times is parked
@@ -153,7 +181,7 @@ class Relay:
                 # the planner picks on young statistics) visits every entry left by delivered rows
                 # until VACUUM, each round; an index scan marks those entries dead as it passes.
                 s.execute(_NO_BITMAP)
-            return [_message(r) for r in s.execute(_PENDING[dialect], {"limit": limit})]
+            return [_message(r) for r in s.execute(self._pending[dialect], {"limit": limit})]
 
     def run_once(self, batch: int = 1000, *, follow: bool = True) -> int:
         """Deliver up to ``batch`` pending messages, and (``follow``) the forwards they cause (see
