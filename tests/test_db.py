@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -177,3 +178,36 @@ def test_a_forked_child_takes_the_lock_file_for_itself(engine: Engine) -> None:
         proc.join(10)
     with engine.connect() as c:
         assert c.execute(text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 2, 3]
+
+
+def test_a_commit_checkpoints_a_large_wal_after_releasing_the_lock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's automatic checkpoint would run inside COMMIT, with every queued writer waiting on it;
+    jlis turns it off and checkpoints after the release, once the WAL has reached CHECKPOINT_BYTES."""
+    writer = sqlite_writer(engine)
+    assert writer is not None
+    with engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    held_during: list[bool] = []
+    real = writer.checkpoint_if_due
+
+    def watched(raw: object) -> None:
+        held_during.append(writer._lock.locked())
+        real(raw)
+
+    monkeypatch.setattr(writer, "checkpoint_if_due", watched)
+    factory = make_session_factory(engine)
+    with transaction(factory) as s:
+        s.execute(text("INSERT INTO t VALUES (1)"))
+    assert writer.checkpoints == 0  # the WAL is far below the mark
+    monkeypatch.setattr("jlis.db.CHECKPOINT_BYTES", 1)
+    with transaction(factory) as s:
+        s.execute(text("INSERT INTO t VALUES (2)"))
+    assert writer.checkpoints == 1 and held_during == [False, False]
+    raw = sqlite3.connect(str(engine.url.database))
+    try:
+        busy, log, done = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        raw.close()
+    assert busy == 0 and log == done  # everything was copied back

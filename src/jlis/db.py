@@ -70,7 +70,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL + NORMAL: durable across a process crash (SIGKILL), which is what the outbox promises;
-    # only an OS crash can lose the last transactions, as documented in docs/storage.md.
+    # only an OS crash can lose the last transactions, as docs/architecture.md says.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -80,10 +80,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # index), and a checkpoint writes each page back at random and fsyncs: the fewer checkpoints,
     # the more often a hot page (an index's, the outbox's tail) is written back once for many
     # changes. Measured on the propagation bench: 406 changes/s at ~40 MB, 470 at ~200 MB, 516 at
-    # ~400 MB. The checkpoint falls on whichever commit crosses the mark, in practice the relay's
-    # large rounds; the counters' transactions kept p99 < 3 ms. The WAL file is truncated back to
-    # 64 MB after a checkpoint; a restart after a crash reads up to ~400 MB of WAL (about a second).
-    cur.execute("PRAGMA wal_autocheckpoint=100000")
+    # ~400 MB. The checkpoint falls on the first commit past the mark (CHECKPOINT_BYTES), after it
+    # has released the write lock. The WAL file is truncated back to 64 MB after a checkpoint; a
+    # restart after a crash reads up to ~400 MB of WAL (about a second).
+    # jlis checkpoints itself, after a commit has released the write lock (SqliteWriter.release):
+    # SQLite's own automatic checkpoint runs inside the COMMIT call, so every writer queued on the
+    # lock would wait for it (seconds, at ~400 MB).
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.execute("PRAGMA journal_size_limit=67108864")
     cur.close()
 
@@ -92,6 +95,7 @@ READ_ONLY = {"jlis_read_only": True}
 
 
 SQLITE_BUSY_SECONDS = 30.0  # as PRAGMA busy_timeout above
+CHECKPOINT_BYTES = 400 * 1024 * 1024  # WAL size from which a commit checkpoints (see _sqlite_pragmas)
 
 
 class SqliteWriter:
@@ -114,6 +118,9 @@ class SqliteWriter:
         self._lock = threading.Lock()
         self._holder: Any = None  # the sqlite3 connection whose transaction holds the lock
         self._path = f"{path}-writer" if path and fcntl is not None else None
+        self._wal = f"{path}-wal" if path else None
+        self._next_checkpoint = 0.0
+        self.checkpoints = 0
         self._fd: int | None = None
         self._pid = 0  # the process that opened _fd: a forked child opens its own
         self.waits = 0  # acquisitions that found the lock taken (for tests and benchmarks)
@@ -161,6 +168,21 @@ class SqliteWriter:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._lock.release()
 
+    def checkpoint_if_due(self, raw: Any) -> None:
+        """After a commit, outside the write lock: copy the WAL back into the database once it has
+        reached ``CHECKPOINT_BYTES`` (a PASSIVE checkpoint: writers go on meanwhile; at most one
+        attempt a second per process, for a WAL that readers keep from being reset)."""
+        if self._wal is None or time.monotonic() < self._next_checkpoint:
+            return
+        try:
+            if os.stat(self._wal).st_size < CHECKPOINT_BYTES:
+                return
+        except FileNotFoundError:
+            return
+        self._next_checkpoint = time.monotonic() + 1.0
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
+
 
 _WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriter] = weakref.WeakKeyDictionary()
 
@@ -198,7 +220,9 @@ def _install_writer(engine: Engine, path: str | None) -> SqliteWriter:
 
     def do_commit(dbapi_connection: Any) -> None:
         commit(dbapi_connection)  # a failed COMMIT leaves the transaction open: its ROLLBACK releases
-        writer.release(_driver(dbapi_connection))
+        raw = _driver(dbapi_connection)
+        writer.release(raw)
+        writer.checkpoint_if_due(raw)
 
     def do_rollback(dbapi_connection: Any) -> None:
         try:
