@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 # changes/s makes ~3,000 messages/s: rounds of 5,000 stay complete where 1,000 or 2,000 fell behind
 # and stopped following (propagation bench, bench/RESULTS.md).
 BATCH = 5000
-GATHER = 0.05  # seconds between a partial round and the next (see RelayWorker)
+GATHER = 0.05  # seconds between a small round and the next (see RelayWorker)
+# A round of at least this many messages already spreads its fixed cost: the next one starts at once.
+GATHER_BELOW = 1000
 
 # What the relay may plan outside SQLite's write lock (jlis.planned): 本人確認情報 and 附票 records
 # between the network's own nodes, whose handlers read and write only the nodes' tables, which
@@ -123,16 +125,18 @@ def build_relay(
 
 
 class RelayWorker(threading.Thread):
-    """Drains the relay in the background: a round at once after a full one (a backlog), ``gather``
-    seconds after a partial one, and otherwise when poked or every ``interval`` seconds. An error is
-    logged and the next round tries again (the outbox keeps everything), so the worker never dies
-    of one bad round.
+    """Drains the relay in the background: a round at once after a large one (``GATHER_BELOW``
+    messages or more), ``gather`` seconds after a smaller one, and otherwise when poked or every
+    ``interval`` seconds. An error is logged and the next round tries again (the outbox keeps
+    everything), so the worker never dies of one bad round.
 
-    The pause after a partial round lets a steady stream of changes (clerks at many counters)
+    The pause after a small round lets a steady stream of changes (clerks at many counters)
     gather into rounds of hundreds: a round costs a fixed dozen statements and a commit whatever its
     size, so chasing every change with a round of its own spent more on rounds than on the changes
-    (propagation bench: CPU per change 1.07 ms → see bench/RESULTS.md). A lone change still leaves
-    at once: the poke starts a round right away when the worker is idle."""
+    (propagation bench: CPU per change 1.07 ms → see bench/RESULTS.md). After a large round a pause
+    would only let the relay fall behind, until its rounds fill up and stop following their
+    forwards. A lone change still leaves at once: the poke starts a round right away when the
+    worker is idle."""
 
     def __init__(
         self, relay: Relay, *, interval: float = 0.5, batch: int = BATCH, gather: float = GATHER
@@ -157,7 +161,7 @@ class RelayWorker(threading.Thread):
             if handled == 0:
                 self._wake.wait(self.interval)
                 self._wake.clear()
-            elif handled < self.batch:
+            elif handled < min(self.batch, GATHER_BELOW):
                 self._stop_event.wait(self.gather)
 
     def poke(self) -> None:
