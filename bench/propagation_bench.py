@@ -391,34 +391,24 @@ def main() -> None:
         f"each change a counter action committed before its clerk goes on — {machine()}",
         flush=True,
     )
+    shape: dict[str, Any] = {
+        "changes": args.changes,
+        "counters": counters,
+        "clerks": max(1, args.clerks),
+        "residents": args.residents,
+        "batch": args.batch,
+        "relays": args.relays,
+    }
     if not args.no_sqlite:
         engine = fresh_sqlite("propagation")
         where = Path(str(engine.url.database)).parent
-        r = run(
-            engine,
-            args.changes,
-            counters,
-            max(1, args.clerks),
-            args.residents,
-            args.batch,
-            args.sqlite_inline_relay,
-            args.relays,
-        )
+        r = run(engine, inline=args.sqlite_inline_relay, **shape)
         report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
         shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes
     if args.postgres:
         tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
         engine = fresh_postgres(args.postgres, args.pg_database)
-        r = run(
-            engine,
-            args.changes,
-            counters,
-            max(1, args.clerks),
-            args.residents,
-            args.batch,
-            False,
-            args.relays,
-        )
+        r = run(engine, inline=False, **shape)
         ratio = r["rate"] / tps
         report(
             "postgresql",
