@@ -97,3 +97,16 @@ def test_a_plan_ends_with_its_block(engine: Engine) -> None:
         c.commit()
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM u")).scalar_one() == 1
+
+
+def test_a_recorded_write_keeps_its_parameters_though_the_caller_reuses_them(engine: Engine) -> None:
+    with engine.connect() as c, planning(_raw(c)) as plan:
+        cursor = _raw(c).cursor()
+        params = ["uno", 1]
+        cursor.execute("UPDATE t SET v = ? WHERE k = ?", params)
+        params[:] = ["dos", 2]
+        cursor.execute("UPDATE t SET v = ? WHERE k = ?", params)
+        c.rollback()
+    with engine.begin() as c:
+        replay(_raw(c), plan)
+    assert _rows(engine) == [(1, "uno"), (2, "dos")]

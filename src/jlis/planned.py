@@ -63,11 +63,16 @@ class Plan:
             return
         if _RETURNING.search(sql):
             raise PlanRefused("a write with RETURNING")
-        rows = list(params) if many else params
+        # Copies: a caller may reuse its parameter list or dict for the next statement.
+        rows = [_copy(p) for p in params] if many else _copy(params)
         told = len(rows) if many else 1
         self.writes.append((sql, rows, many, told))
         self.tables.add(written.group(1))
         cursor.told = told
+
+
+def _copy(params: Any) -> Any:
+    return params if isinstance(params, tuple) else type(params)(params)
 
 
 class PlanningCursor(sqlite3.Cursor):
