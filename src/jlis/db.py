@@ -80,12 +80,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # index), and a checkpoint writes each page back at random and fsyncs: the fewer checkpoints,
     # the more often a hot page (an index's, the outbox's tail) is written back once for many
     # changes. Measured on the propagation bench: 406 changes/s at ~40 MB, 470 at ~200 MB, 516 at
-    # ~400 MB. The checkpoint falls on the first commit past the mark (CHECKPOINT_BYTES), after it
-    # has released the write lock. The WAL file is truncated back to 64 MB after a checkpoint; a
-    # restart after a crash reads up to ~400 MB of WAL (about a second).
-    # jlis checkpoints itself, after a commit has released the write lock (SqliteWriter.release):
-    # SQLite's own automatic checkpoint runs inside the COMMIT call, so every writer queued on the
-    # lock would wait for it (seconds, at ~400 MB).
+    # ~400 MB. jlis checkpoints itself, on the first commit past the mark (CHECKPOINT_BYTES) and
+    # after that commit has released the write lock (SqliteWriter.checkpoint_if_due): SQLite's own
+    # automatic checkpoint runs inside COMMIT, and every writer queued on the lock would wait for it
+    # (seconds, at ~400 MB). The WAL file is truncated back to 64 MB after a checkpoint; a restart
+    # after a crash reads up to ~400 MB of WAL (about a second).
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.execute("PRAGMA journal_size_limit=67108864")
     cur.close()
@@ -144,7 +143,9 @@ class SqliteWriter:
         assert fcntl is not None
         if self._fd is None or self._pid != os.getpid():
             # A child of fork() shares its parent's open file, and with it the parent's flock.
-            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd, self._pid = fd, os.getpid()
+            weakref.finalize(self, os.close, fd)  # with the engine, not at process exit
         pause = 50e-6
         while True:
             try:
