@@ -54,9 +54,10 @@ def plannable(m: Message) -> bool:
 
 
 # Parts of the network one relay process each can carry (``jlis juki relay --part``): the 附票連携
-# システム's nodes, and the rest (住基ネット with the national change stream's subscribers). No
-# message crosses from one to the other, so each relay's rounds still hold everything deliverable
-# to its nodes and follow their forwards.
+# システム's nodes, and the rest (住基ネット with the national change stream's subscribers). Forwards
+# stay within their part, so each relay's rounds still follow them; a message that a handler of one
+# part publishes to the other (a register handed a 転入通知 may notify its 本籍地) waits in the
+# outbox, in sequence order, for that part's relay.
 _FUHYO_KINDS = frozenset({HONSEKI, FUHYO_PREF, FUHYO_NATIONAL})
 PARTS = {"juki": Kinds(_FUHYO_KINDS, others=True), "fuhyo": Kinds(_FUHYO_KINDS)}
 
