@@ -64,10 +64,7 @@ def test_a_visit_is_found_by_its_token_and_starts_at_the_card(
 def test_an_idle_visit_expires_and_is_ended(
     factory: sessionmaker[Session], clock: FixedClock, tmp_path: Path
 ) -> None:
-    closed: list[CenterVisit] = []
-    visits = _visits(factory, clock, tmp_path, closed)
-    visit = visits.start()
-    _set_up(visits, visit, tmp_path)
+    visits, visit, closed = _at_menu(factory, clock, tmp_path)
     clock.advance(seconds=int(IDLE_TIMEOUT.total_seconds()) - 1)
     assert visits.get(visit.token) is not None  # looking restarts the idle time
     clock.advance(seconds=int(IDLE_TIMEOUT.total_seconds()) - 1)
@@ -93,6 +90,18 @@ def test_idle_visits_of_others_are_swept(
     assert not list((tmp_path / "uploads").iterdir())
 
 
+def _at_menu(
+    factory: sessionmaker[Session], clock: FixedClock, tmp_path: Path
+) -> tuple[Visits, Visit, list[CenterVisit]]:
+    """A started visit with a card on the reader and a center session (see _set_up), and the list
+    its closed center sessions go to."""
+    closed: list[CenterVisit] = []
+    visits = _visits(factory, clock, tmp_path, closed)
+    visit = visits.start()
+    _set_up(visits, visit, tmp_path)
+    return visits, visit, closed
+
+
 def _set_up(visits: Visits, visit: Visit, tmp_path: Path) -> None:
     """An uploaded card on the reader and a center session, as the pages set them."""
     uploads = tmp_path / "uploads"
@@ -111,10 +120,7 @@ def _set_up(visits: Visits, visit: Visit, tmp_path: Path) -> None:
 def test_ending_a_visit_gives_the_card_back_closes_the_session_and_drops_the_document(
     factory: sessionmaker[Session], clock: FixedClock, tmp_path: Path
 ) -> None:
-    closed: list[CenterVisit] = []
-    visits = _visits(factory, clock, tmp_path, closed)
-    visit = visits.start()
-    _set_up(visits, visit, tmp_path)
+    visits, visit, closed = _at_menu(factory, clock, tmp_path)
 
     def printed() -> None:
         visit.printout = _printout()
