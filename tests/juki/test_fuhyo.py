@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
+from jlis.db import transaction
 from jlis.juki import read_fuhyo, read_fuhyo_national
+from jlis.juki.fuhyo import _record_addresses
 from jlis.juki.tables import (
+    fuhyo_addresses,
     fuhyo_history,
     fuhyo_national_history,
     fuhyo_national_records,
@@ -13,8 +18,8 @@ from jlis.juki.tables import (
     fuhyo_pref_records,
 )
 from jlis.masters import Geography
-from jlis.registry import Placement
-from jlis.registry.models import ABROAD
+from jlis.registry import FuhyoNotice, Placement
+from jlis.registry.models import ABROAD, ChangeReason
 
 from .factories import CHIYODA, TSURUMI, World
 
@@ -85,3 +90,60 @@ def test_fuhyo_code_change_carries_the_addresses_over(world: World, geo: Geograp
         fuhyo = read_fuhyo(s, honseki, changed.resident_code)
         assert read_fuhyo_national(s, changed.resident_code) is not None
     assert fuhyo is not None and [a.address for a in fuhyo.addresses] == [view.address.text]
+
+
+def _notice(code: str, address: str, since: dt.date, previous: str | None = None) -> FuhyoNotice:
+    return FuhyoNotice(
+        resident_code=code,
+        honseki_lg_code="271004",
+        honseki="大阪市北区1番",
+        family_name="山田",
+        given_name="花子",
+        birth_date=dt.date(1980, 4, 1),
+        sex="female",
+        address=address,
+        address_lg_code="131016",
+        address_since=since,
+        reason=ChangeReason.RELOCATION,
+        change_date=since,
+        recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        previous_resident_code=previous,
+    )
+
+
+def _lines(world: World, node: str, code: str) -> list[tuple[str, dt.date]]:
+    t = fuhyo_addresses
+    with world.factory() as s:
+        rows = s.execute(
+            select(t.c.address, t.c.address_since)
+            .where(t.c.node == node, t.c.resident_code == code)
+            .order_by(t.c.id)
+        )
+        return [(a, d) for a, d in rows]
+
+
+def test_address_lines_are_added_once_across_a_code_change_in_one_batch(world: World) -> None:
+    """The 附票 reads only the lines a notice could repeat: a repeat is still found under the code
+    a 住民票コード変更 earlier in the same batch carried over, and a new address is still added."""
+    node, d = "honseki:271004", dt.date(2026, 1, 1)
+    first = [_notice("A", "東京都千代田区1番", d), _notice("A", "東京都千代田区2番", d + dt.timedelta(1))]
+    with transaction(world.factory) as s:
+        _record_addresses(s, [(node, first)])
+        _record_addresses(s, [("honseki:999999", [_notice("A", "東京都千代田区1番", d)])])
+    batch = [
+        _notice("A", "東京都千代田区2番", d + dt.timedelta(1)),  # the current address again: nothing
+        _notice("B", "東京都千代田区2番", d + dt.timedelta(1), previous="A"),  # code change: carried
+        _notice("B", "東京都千代田区1番", d),  # an old line of A, now B's: nothing
+        _notice("B", "東京都千代田区3番", d + dt.timedelta(2)),  # new
+        _notice("B", "東京都千代田区3番", d + dt.timedelta(2)),  # repeated in the batch: nothing
+    ]
+    with transaction(world.factory) as s:
+        _record_addresses(s, [(node, batch)])
+    assert _lines(world, node, "A") == []
+    assert _lines(world, node, "B") == [
+        ("東京都千代田区1番", d),
+        ("東京都千代田区2番", d + dt.timedelta(1)),
+        ("東京都千代田区3番", d + dt.timedelta(2)),
+    ]
+    # Another 本籍地's 附票 of the same code is its own.
+    assert _lines(world, "honseki:999999", "A") == [("東京都千代田区1番", d)]

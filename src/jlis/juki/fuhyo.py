@@ -156,35 +156,58 @@ class HonsekiNode:
         publish_many(session, out, now=now)
 
 
+_LINE = ("node", "resident_code", "address", "address_since")
+
+
 def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[FuhyoNotice]]]) -> None:
     """Add each address not yet on the person's 附票 (a repeat of the current address, as in a 転出
     notice or a name change, adds nothing). A 住民票コード変更 carries the list over to the new code.
-    ``groups``: each node once, with its notices in order."""
-    keys: list[tuple[str, str]] = []
-    for node, notices in groups:
-        for n in notices:
-            keys.append((node, n.resident_code))
-            if n.previous_resident_code:
-                keys.append((node, n.previous_resident_code))
-    known: dict[tuple[str, str], set[tuple[str, dt.date]]] = {}
-    for node, code, address, since in select_by_keys(
-        session, _A, ("node", "resident_code"), keys, ("node", "resident_code", "address", "address_since")
-    ):
-        known.setdefault((node, code), set()).add((address, since))
-    new_rows: list[dict[str, Any]] = []
+    ``groups``: each node once, with its notices in order.
+
+    Only the lines a notice could repeat are read (same person, same address), not the person's
+    whole list, which grows with every move."""
+    # Codes whose list a 住民票コード変更 in this call carries over to another, per new code.
+    carried: dict[tuple[str, str], set[str]] = {}
+    rekeys: list[tuple[str, str]] = []
     for node, notices in groups:
         for n in notices:
             previous = n.previous_resident_code
-            if previous and previous != n.resident_code and (node, previous) in known:
+            if previous and previous != n.resident_code:
+                rekeys.append((node, previous))
+                into = carried.setdefault((node, n.resident_code), set())
+                into.add(previous)
+                into.update(carried.get((node, previous), ()))
+    same_address: list[tuple[str, str, str]] = []
+    for node, notices in groups:
+        for n in notices:
+            same_address.append((node, n.resident_code, n.address))
+            for previous in carried.get((node, n.resident_code), ()):
+                same_address.append((node, previous, n.address))
+    known: dict[tuple[str, str], set[tuple[str, dt.date]]] = {}
+    for node, code, address, since in select_by_keys(
+        session, _A, ("node", "resident_code", "address"), same_address, _LINE
+    ):
+        known.setdefault((node, code), set()).add((address, since))
+    # People with a list under a code they are leaving; those given a list in this call join them.
+    listed = {(r[0], r[1]) for r in select_by_keys(session, _A, ("node", "resident_code"), rekeys, _LINE[:2])}
+    new_rows: list[dict[str, Any]] = []
+    for node, notices in groups:
+        for n in notices:
+            code, previous = n.resident_code, n.previous_resident_code
+            if previous and previous != code and (node, previous) in listed:
                 # Rows written so far must exist before they are re-keyed: statements stay in order.
                 bulk_insert(session, _A, new_rows)
                 new_rows = []
-                session.execute(_REKEY, {"k_node": node, "k_old": previous, "v_new": n.resident_code})
-                known.setdefault((node, n.resident_code), set()).update(known.pop((node, previous)))
-            seen = known.setdefault((node, n.resident_code), set())
+                session.execute(_REKEY, {"k_node": node, "k_old": previous, "v_new": code})
+                known.setdefault((node, code), set()).update(known.pop((node, previous), set()))
+                listed.discard((node, previous))
+                listed.add((node, code))
+            seen = known.setdefault((node, code), set())
             if (n.address, n.address_since) not in seen:
                 seen.add((n.address, n.address_since))
                 new_rows.append(address_row(node, n))
+                if rekeys:
+                    listed.add((node, code))
     bulk_insert(session, _A, new_rows)
 
 
