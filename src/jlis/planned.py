@@ -10,7 +10,8 @@ copies, histories and inboxes of the nodes are written by nobody else.
 
 What cannot be deferred refuses the plan (:class:`PlanRefused`) and the caller runs the transaction
 the ordinary way: a statement with ``RETURNING``, a read of ``lastrowid``, and a read of a table the
-plan has already written (the snapshot would not show the planned write). The replay checks that
+plan has already written (the snapshot would not show the planned write), unless the reader merges
+what it wrote there itself (:func:`merge_reads`). The replay checks that
 every statement touches as many rows as the plan was told; any difference raises
 :class:`ReplayMismatch`, and the caller's transaction rolls back.
 
@@ -49,11 +50,16 @@ class Plan:
 
     writes: list[tuple[str, Any, bool, int]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
+    merged: set[str] = field(default_factory=set)  # see merge_reads
 
     def run(self, cursor: PlanningCursor, sql: str, params: Any, many: bool) -> None:
         written = _WRITE.match(sql)
         if written is None:
-            if self.tables and _READ.match(sql) and any(t in sql for t in self.tables):
+            if (
+                self.tables
+                and _READ.match(sql)
+                and any(t in sql for t in self.tables if t not in self.merged)
+            ):
                 raise PlanRefused("a read of a table this plan has written")
             cursor.told = None
             if many:
@@ -128,6 +134,14 @@ def planning(raw: Any) -> Iterator[Plan]:
         yield plan
     finally:
         raw.plan = None
+
+
+def merge_reads(raw: Any, table: str) -> None:
+    """The caller's reads of ``table`` merge what the transaction itself wrote there (it keeps its
+    own record of that): in a plan, such a read does not refuse it. Nothing outside a plan."""
+    plan = getattr(raw, "plan", None)
+    if plan is not None:
+        plan.merged.add(table)
 
 
 def replay(raw: Any, plan: Plan) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from jlis.bulk import bulk_insert, bulk_update
 from jlis.juki.tables import nodes, utc
 from jlis.keyset import select_by_keys
+from jlis.planned import merge_reads
 
 IN_CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
 
@@ -113,6 +114,9 @@ def apply_records_many(
     indexed = tier.indexed_columns
     stored: dict[tuple[str, str], dt.datetime] = {}
     stored_index: dict[tuple[str, str], tuple[Any, ...]] = {}
+    written = _written(session, tier)
+    if written:
+        merge_reads(session.connection().connection.driver_connection, cur.name)
     if keyed:
         for n, code, at, *values in select_by_keys(
             session, cur, ("node", "resident_code"), keys, ("node", "resident_code", "recorded_at", *indexed)
@@ -125,6 +129,8 @@ def apply_records_many(
         ):
             stored[("", code)] = at
             stored_index[("", code)] = tuple(values)
+    for key, (at, values) in written.items():  # the snapshot of a planned round lacks them
+        stored[key], stored_index[key] = at, values
 
     results: list[Applied] = []
     inserts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -171,6 +177,9 @@ def apply_records_many(
         touches.append({"node": node, "records": added, "applied": len(entries), "now": now})
         results.append(result)
 
+    for rows in (inserts, updates):
+        for key, row in rows.items():
+            written[key] = (row["recorded_at"], tuple(row[c] for c in indexed))
     if inserts:
         bulk_insert(session, cur, list(inserts.values()))
     if updates:
@@ -180,6 +189,22 @@ def apply_records_many(
     bulk_insert(session, tier.history, history)
     touch_nodes(session, touches)
     return results
+
+
+# Session.info: (transaction, {tier name: {(node, code): (recorded_at, indexed values)}}).
+_WRITTEN = "jlis.juki.copies.written"
+
+
+def _written(session: Session, tier: Tier) -> dict[tuple[str, str], tuple[dt.datetime, tuple[Any, ...]]]:
+    """The current rows this transaction has written to ``tier``'s copy so far. A relay round applies
+    a tier once per wave, and a planned round (jlis.planned) reads a snapshot that does not show
+    the earlier waves' writes: they are taken from here instead (see merge_reads)."""
+    session.connection()  # begins the transaction, if it has not begun, before it is looked at
+    txn = session.get_transaction()
+    held = session.info.get(_WRITTEN)
+    if held is None or held[0] is not txn:
+        held = session.info[_WRITTEN] = (txn, {})
+    return held[1].setdefault(tier.name, {})
 
 
 def _update_rows(
