@@ -5,11 +5,24 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.bulk import Prepared
+from jlis.bulk import Prepared, _sqlite_values
 from jlis.clock import JST
+from jlis.db import make_engine
 from jlis.messaging.tables import OutboxRow
 
 OUT: Table = OutboxRow.__table__  # type: ignore[assignment]
@@ -65,3 +78,25 @@ def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> Non
     stmt = Prepared(select(OUT.c.seq).where(OUT.c.seq.in_(bindparam("seqs", expanding=True))))
     with factory() as s, pytest.raises(ValueError, match="expanding"):
         stmt.rows(s, {"seqs": [1]})
+
+
+def test_sqlite_values_are_what_the_bind_processors_make() -> None:
+    """bulk's SQLite fast paths (dates by isoformat, a memo per value) give the processors' text."""
+    dialect = make_engine("sqlite://").dialect
+    columns = ("d", "at", "j", "s")
+    t = Table(
+        "t", MetaData(), *(Column(c, k) for c, k in zip(columns, (Date, DateTime, JSON, String), strict=True))
+    )
+    at = dt.datetime(2026, 11, 26, 9, 30, 1, 5)
+    rows = [
+        {"d": dt.date(999, 1, 2), "at": at, "j": {"a": [1]}, "s": "x"},
+        {"d": dt.datetime(2026, 1, 2, 3, 4), "at": None, "j": {"a": [1]}, "s": None},  # unhashable JSON
+        {"d": None, "at": at, "j": None, "s": "y"},
+        {"d": dt.date(2026, 11, 26), "at": at, "j": [], "s": "z"},
+    ]
+    procs = {c: t.c[c].type._cached_bind_processor(dialect) for c in columns}
+    expected = [
+        tuple(r[c] if r[c] is None or procs[c] is None else procs[c](r[c]) for c in columns) for r in rows
+    ]
+    assert _sqlite_values(dialect, t, columns, rows) == expected
+    assert expected[0][0] == "0999-01-02" and expected[1][0] == "2026-01-02"

@@ -117,26 +117,44 @@ def _sqlite_values(
     get = itemgetter(*columns)
     raw = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
     procs: list[tuple[int, Any, dict[Any, Any]]] = [
-        (i, p, {})
+        (i, _sqlite_processor(table.c[c].type, p), {})
         for i, c in enumerate(columns)
         if (p := table.c[c].type._cached_bind_processor(dialect)) is not None
     ]
     if not procs:
         return raw
     out: list[tuple[Any, ...]] = []
+    missing = _MISSING
     for values in raw:
         v = list(values)
         for i, p, memo in procs:
             x = v[i]
             if x is not None:
                 try:
-                    v[i] = memo[x]
-                except KeyError:
-                    v[i] = memo[x] = p(x)
+                    y = memo.get(x, missing)  # most values are new: no KeyError raised for them
                 except TypeError:  # unhashable: convert every time
                     v[i] = p(x)
+                    continue
+                v[i] = memo[x] = p(x) if y is missing else y
         out.append(tuple(v))
     return out
+
+
+_MISSING = object()
+_SQLITE_DATE_FORMAT = "%(year)04d-%(month)02d-%(day)02d"
+
+
+def _sqlite_processor(type_: Any, proc: Any) -> Any:
+    """``proc``, or for a plain ``Date`` stored in SQLite's default format the same text from
+    ``date.isoformat`` (C, where SQLAlchemy's processor formats a dict in Python)."""
+    if type(type_) is Date and getattr(type_, "_storage_format", None) in (None, _SQLITE_DATE_FORMAT):
+        date = dt.date
+
+        def iso(value: Any) -> Any:
+            return value.isoformat() if type(value) is date else proc(value)
+
+        return iso
+    return proc
 
 
 def bump_sequence(session: Session, table: Table, column: str = "id") -> None:
