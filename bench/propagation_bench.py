@@ -217,7 +217,7 @@ def counter(
         assert relay is not None
         relay.drain(batch)
     stats = (relay.stats.delivered, relay.stats.followed) if relay else (0, 0)
-    out.put(("counter", *stats, time.process_time() - cpu, desk.groups, desk.actions))
+    out.put(("counter", *stats, time.process_time() - cpu, desk.groups, (0, 0)))
     engine.dispose()
 
 
@@ -236,7 +236,8 @@ def relay_loop(
     counters_done.wait()
     worker.stop(None)
     relay.drain(batch)
-    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, 0))
+    rounds = (relay.stats.planned, relay.stats.unplanned)
+    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, rounds))
     engine.dispose()
 
 
@@ -285,11 +286,12 @@ def run(
             raise RuntimeError(f"a counter process failed ({p.exitcode})")
     recorded = time.perf_counter() - started
     counters_done.set()
-    delivered = followed = groups = 0
+    delivered = followed = groups = planned = unplanned = 0
     cpu = {"counter": 0.0, "relay": 0.0}
     for _ in range(counters + len(relay_processes)):
-        kind, d, f, seconds, g, _actions = out.get()
+        kind, d, f, seconds, g, (p, u) = out.get()
         delivered, followed, groups = delivered + d, followed + f, groups + g
+        planned, unplanned = planned + p, unplanned + u
         cpu[kind] += seconds
     # Every process has reported: the relays drained everything. Their closing (on SQLite, the
     # checkpoint of the WAL into the database file) is not part of the propagation.
@@ -311,6 +313,7 @@ def run(
         "rate": changes / total,
         "delivered": delivered,
         "followed": followed,
+        "planned": (planned, unplanned),
         "load": (load, os.getloadavg()[0]),
         "cpu": cpu,
     }
@@ -351,6 +354,7 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
         f" × {r['clerks']} clerks, {per_commit}; "
         f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
         f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
+        f"{r['planned'][0]:,} rounds planned, {r['planned'][1]:,} not; "
         f"national history +{r['arrived']:,}, pending {r['pending']}; CPU per change: counters "
         f"{r['cpu']['counter'] / r['changes'] * 1e3:.2f} ms, relay process "
         f"{r['cpu']['relay'] / r['changes'] * 1e3:.2f} ms){extra}  "
