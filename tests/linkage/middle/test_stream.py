@@ -6,13 +6,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from jlis.juki.errors import MessageRefused
 from jlis.juki.network import build_relay
-from jlis.linkage.middle.stream import DESTINATION, NODE_KIND, MiddleStreamNode
+from jlis.linkage.middle.service import MiddleServer
+from jlis.linkage.middle.stream import DESTINATION, NODE_KIND, MiddleStreamNode, apply_record, apply_records
 from jlis.linkage.middle.sync import sync_juminhyo
+from jlis.linkage.middle.tables import AddresseeRow, ReplicaRow
 from jlis.messaging import Message
-from jlis.registry import Placement
+from jlis.registry import ChangeReason, IdentityRecord, Placement
 from jlis.registry.events import TOPIC_IDENTITY
 
 from .conftest import CHIYODA, LG, SHINJUKU, World
@@ -110,3 +114,72 @@ def test_only_the_national_stream_is_taken(synced: World) -> None:
     )
     with synced.middle() as m, pytest.raises(MessageRefused):
         MiddleStreamNode(synced.clock)(m.s, "middle", [message])
+
+
+def _record(
+    code: str, address: str, *, status: str = "resident", reason: str = "relocation"
+) -> IdentityRecord:
+    return IdentityRecord(
+        resident_code=code,
+        my_number="123456789018",
+        lg_code=CHIYODA,
+        family_name="山田",
+        given_name="太郎",
+        family_kana="ヤマダ",
+        given_kana="タロウ",
+        alias=None,
+        former_surname=None,
+        birth_date=dt.date(1980, 1, 1),
+        sex="male",
+        address=address,
+        status=status,
+        reason=ChangeReason(reason),
+        change_date=dt.date(2026, 11, 26),
+        recorded_at=dt.datetime(2026, 11, 26, 1, tzinfo=dt.UTC),
+    )
+
+
+def _state(s: Session, member_id: str) -> dict[str, list[tuple[str, int, dict[str, object]]]]:
+    """Each person known to the middle server: their 宛名番号 and every replica version."""
+    a, r = AddresseeRow.__table__.c, ReplicaRow.__table__.c
+    lids = dict(s.execute(select(a.resident_code, a.local_id).where(a.member_id == member_id)).all())
+    versions = s.execute(
+        select(r.local_id, r.version, r.data).where(r.member_id == member_id).order_by(r.local_id, r.version)
+    ).all()
+    return {
+        code: [(lid, v, dict(d)) for l2, v, d in versions if l2 == lid] for code, lid in sorted(lids.items())
+    }
+
+
+def test_a_run_of_records_in_bulk_does_what_one_by_one_does(synced: World) -> None:
+    """apply_records (the stream's bulk path) against apply_record one record at a time: at a
+    middle server that knows everyone (household items kept, dropped on removal, an unchanged record
+    stores nothing) and at one that knows no one (a removal of someone unknown numbers nobody; the
+    first other record does)."""
+    p, q, r = synced.residents()[:3]
+    records = [
+        _record(p, "東京都千代田区一番町1番"),
+        _record(q, "東京都千代田区一番町2番", status="removed", reason="death"),
+        _record(p, "東京都千代田区一番町1番"),  # nothing new
+        _record(r, "東京都千代田区一番町3番", status="removed", reason="death"),
+        _record(r, "東京都千代田区一番町3番"),
+        _record(p, "東京都千代田区一番町4番"),
+    ]
+    outcomes = []
+    for bulk in (False, True):
+        with synced.factory() as s:
+            state = []
+            for member in (LG, f"lg-{SHINJUKU}"):
+                middle = MiddleServer(s, synced.clock, member, actor="middle-stream")
+                if bulk:
+                    written = apply_records(middle, records)
+                else:
+                    written = sum(apply_record(middle, record) for record in records)
+                state.append((written, _state(s, member)))
+            s.rollback()
+        outcomes.append(state)
+    assert outcomes[0] == outcomes[1]
+    (known_written, known), (new_written, new) = outcomes[1]
+    assert known_written == 5 and [v for _, v, _ in known[p]] == [1, 2, 3]
+    assert "household_size" in known[p][-1][2] and "household_size" not in known[q][-1][2]
+    assert new_written == 3 and set(new) == {p, r}  # q, removed and unknown, is not numbered

@@ -151,6 +151,10 @@ class MiddleServer:
         code = str(ResidentCode.parse(resident_code))
         return self._addressees([code]).get(code)
 
+    def find_local_ids(self, resident_codes: Sequence[str]) -> dict[str, str]:
+        """住民票コード → 宛名番号 of those already known here, without numbering anyone."""
+        return self._addressees(list(dict.fromkeys(str(ResidentCode.parse(c)) for c in resident_codes)))
+
     def local_ids_for(self, resident_codes: Iterable[str]) -> dict[str, str]:
         """住民票コード → 団体内統合宛名番号 for many people at once; new ones are numbered in one
         range. Idempotent, and safe against a concurrent caller numbering the same person (its number
@@ -390,6 +394,37 @@ class MiddleServer:
         if inserted is None:
             raise RuleViolation("version", "a concurrent registration changed this replica; register again")
         return version, True
+
+    def current_replicas(
+        self, local_ids: Sequence[str], category: str
+    ) -> dict[str, tuple[int, Mapping[str, Any]]]:
+        """宛名番号 → (version, data) of the current replica of ``category``, for those with one. Not
+        audited: for a writer that derives the next version (the change stream), never shown."""
+        return self._current_many([check_local_id(lid) for lid in local_ids], category)
+
+    def store_replica_versions(self, versions: Sequence[tuple[str, str, int, Mapping[str, object]]]) -> None:
+        """Store ``(local_id, category, version, data)`` new versions in one statement: each version
+        the next of its replica, ``data`` validated by the caller (:meth:`ReplicaSchema.validate`)
+        and each local id this server's. A version a concurrent registration took meanwhile fails the
+        whole statement on the unique key (the caller's transaction rolls back and tries again)."""
+        if not versions:
+            return
+        now = self.clock.now()
+        self.s.execute(
+            insert(_R),
+            [
+                {
+                    "member_id": self.member_id,
+                    "local_id": lid,
+                    "category": category,
+                    "version": version,
+                    "data": dict(data),
+                    "registered_at": now,
+                    "registered_by": self.actor,
+                }
+                for lid, category, version, data in versions
+            ],
+        )
 
     def current_version(self, local_id: str, category: str) -> int:
         """The current version number of a person's replica of ``category`` (0: none). Not a read of
