@@ -39,6 +39,7 @@ import random
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine
 from jlis.clock import JST, FixedClock
 from jlis.codes import NumberAuthority
+from jlis.container import Container
 from jlis.db import make_engine, make_session_factory
 from jlis.errors import RuleViolation
 from jlis.groupcommit import GroupCommit
@@ -59,11 +61,14 @@ from jlis.juki import build_relay
 from jlis.juki.network import BATCH, PARTS, RelayWorker
 from jlis.juki.tables import NationalHistory
 from jlis.masters import Geography, load_geography
+from jlis.messaging import Relay
 from jlis.messaging.tables import OutboxRow
 from jlis.registry import PersonName, Placement, RegistryService
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.tables import ResidentRow
 from jlis.seed import DEFAULT_LG_CODES, Seeder
+from jlis.settings import Settings
+from jlis.stack import build_stack_relay
 
 SECRET = b"bench-secret-bench-secret-000000"
 FAMILY = [
@@ -169,6 +174,16 @@ def outcome(pop: Population) -> tuple[int, int]:
     return arrived, pending
 
 
+def network_relay(url: str, factory: sessionmaker[Session], pop: Population, stack: bool, **kw: Any) -> Relay:
+    """The relay as the bench's deployment runs it: the bare 住基ネット and 附票 network, or with
+    ``stack`` the whole stack's (``jlis juki relay``, ``jlis serve``): the national change stream
+    also goes to its subscribers (JPKI, the card system, the linkage, the middle servers)."""
+    if not stack:
+        return build_relay(factory, pop.clock, pop.geo, **kw)
+    data = Path(tempfile.mkdtemp(prefix="jlis-bench-stack-"))  # the linkage's secret
+    return build_stack_relay(Container(Settings(data_dir=data, database_url=url), clock=pop.clock), **kw)
+
+
 def counter(
     url: str,
     pop: Population,
@@ -179,6 +194,7 @@ def counter(
     clerks: int,
     relay_inline: bool,
     batch: int,
+    stack: bool,
     out: Any,
 ) -> None:
     """A counter process: ``clerks`` clerk threads make ``changes`` changes at the counters of
@@ -193,7 +209,7 @@ def counter(
     desk = counter_group_commit(factory)
     if clerks > 1:
         desk.start()
-    relay = build_relay(factory, pop.clock, pop.geo) if relay_inline else None
+    relay = network_relay(url, factory, pop, stack) if relay_inline else None
     worker = RelayWorker(relay, batch=batch) if relay is not None else None
     shares = [changes // clerks + (i < changes % clerks) for i in range(clerks)]
     threads = [
@@ -222,13 +238,20 @@ def counter(
 
 
 def relay_loop(
-    url: str, pop: Population, batch: int, part: str | None, go: Any, counters_done: Any, out: Any
+    url: str,
+    pop: Population,
+    batch: int,
+    part: str | None,
+    stack: bool,
+    go: Any,
+    counters_done: Any,
+    out: Any,
 ) -> None:
     """A relay process, as ``jlis juki relay --interval 0.05 [--part P]`` runs it: a ``RelayWorker``
     (a round at once after a full one, ``RelayWorker.gather`` after a partial one) until the
     counters are done, then a drain of what is left."""
     engine = make_engine(url)
-    relay = build_relay(make_session_factory(engine), pop.clock, pop.geo, plan_rounds=True, part=part)
+    relay = network_relay(url, make_session_factory(engine), pop, stack, plan_rounds=True, part=part)
     worker = RelayWorker(relay, batch=batch, interval=0.05)
     go.wait()
     cpu = time.process_time()
@@ -250,6 +273,7 @@ def run(
     batch: int,
     inline: bool,
     relays: int = 1,
+    stack: bool = False,
 ) -> dict[str, Any]:
     """``inline``: one counter process that runs the relay itself in a thread; otherwise
     ``counters`` counter processes and one relay process beside them."""
@@ -266,13 +290,15 @@ def run(
     workers = [
         ctx.Process(
             target=counter,
-            args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go, clerks, inline, batch, out),
+            args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go),
+            kwargs={"clerks": clerks, "relay_inline": inline, "batch": batch, "stack": stack, "out": out},
         )
         for i in range(counters)
     ]
     parts: list[str | None] = [] if inline else [None] if relays == 1 else sorted(PARTS)
     relay_processes = [
-        ctx.Process(target=relay_loop, args=(url, pop, batch, part, go, counters_done, out)) for part in parts
+        ctx.Process(target=relay_loop, args=(url, pop, batch, part, stack, go, counters_done, out))
+        for part in parts
     ]
     for p in (*workers, *relay_processes):
         p.start()
@@ -303,6 +329,7 @@ def run(
         "changes": changes,
         "counters": counters,
         "inline": inline,
+        "stack": stack,
         "relays": len(relay_processes),
         "clerks": clerks,
         "groups": groups,
@@ -344,6 +371,8 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
         else f"{r['counters']} counter process{'es' if r['counters'] > 1 else ''} + "
         + ("a relay process" if r["relays"] == 1 else f"{r['relays']} relay processes (juki, fuhyo)")
     )
+    if r["stack"]:
+        processes += ", the stack's relay (the national copy's subscribers too)"
     # One clerk per process runs without the group commit: one transaction per change.
     per_commit = "1 change per commit"
     if r["groups"]:
@@ -379,6 +408,11 @@ def main() -> None:
         help="SQLite: one process runs the counters and the relay, as jlis demo and jlis serve do",
     )
     ap.add_argument("--batch", type=int, default=BATCH, help="messages per relay round")
+    ap.add_argument(
+        "--stack",
+        action="store_true",
+        help="the whole stack's relay: the national copy's subscribers (JPKI, card, linkage, middle) too",
+    )
     ap.add_argument("--residents", type=int, default=20_000)
     ap.add_argument("--postgres", default=None, help=f"admin URL, e.g. {DEFAULT_PG}")
     ap.add_argument("--pgbench-seconds", type=int, default=30)
@@ -402,6 +436,7 @@ def main() -> None:
         "residents": args.residents,
         "batch": args.batch,
         "relays": args.relays,
+        "stack": args.stack,
     }
     if not args.no_sqlite:
         engine = fresh_sqlite("propagation")
