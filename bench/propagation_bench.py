@@ -295,7 +295,7 @@ def run(
         )
         for i in range(counters)
     ]
-    parts: list[str | None] = [] if inline else [None] if relays == 1 else sorted(PARTS)
+    parts: list[str | None] = [] if inline else [None] if relays == 1 else [p for p in sorted(PARTS)]
     relay_processes = [
         ctx.Process(target=relay_loop, args=(url, pop, batch, part, stack, go, counters_done, out))
         for part in parts
