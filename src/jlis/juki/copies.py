@@ -195,13 +195,16 @@ def apply_records_many(
 _WRITTEN = "jlis.juki.copies.written"
 
 
-def _written(session: Session, tier: Tier) -> dict[tuple[str, str], tuple[dt.datetime, tuple[Any, ...]]]:
+Written = dict[tuple[str, str], tuple[dt.datetime, tuple[Any, ...]]]
+
+
+def _written(session: Session, tier: Tier) -> Written:
     """The current rows this transaction has written to ``tier``'s copy so far. A relay round applies
     a tier once per wave, and a planned round (jlis.planned) reads a snapshot that does not show
     the earlier waves' writes: they are taken from here instead (see merge_reads)."""
     session.connection()  # begins the transaction, if it has not begun, before it is looked at
     txn = session.get_transaction()
-    held = session.info.get(_WRITTEN)
+    held: tuple[Any, dict[str, Written]] | None = session.info.get(_WRITTEN)
     if held is None or held[0] is not txn:
         held = session.info[_WRITTEN] = (txn, {})
     return held[1].setdefault(tier.name, {})
