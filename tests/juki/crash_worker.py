@@ -124,7 +124,8 @@ def main() -> int:
                         moved_on=today,
                     )
                 hook("register")
-        relay.run_once(args.batch)
+        if relay.run_once(args.batch):  # what a run killed later has done so far
+            print(f"rounds planned {relay.stats.planned}, unplanned {relay.stats.unplanned}", flush=True)
     relay.drain(args.batch)
     left = relay.pending(10)
     for m in left:

@@ -31,15 +31,17 @@ from jlis.registry.tables import HistoryRow, ResidentRow
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 PEOPLE, CHANGES = 9, 3
+# Points counted from each worker run's start: a clean run makes 27 register transactions and 13
+# relay rounds (rounds follow their forwards even when full), and each restart has less left to do.
 SQLITE_PLAN = [
     ("register", 2),
     ("inside-apply", 1),
     ("after-apply-before-ack", 1),
     ("after-ack", 1),
-    ("register", 7),
-    ("inside-apply", 6),
-    ("after-apply-before-ack", 5),
-    ("after-ack", 8),
+    ("register", 6),
+    ("inside-apply", 3),
+    ("after-apply-before-ack", 2),
+    ("after-ack", 3),
     ("random", 1),
     ("random", 2),
     ("random", 3),
@@ -47,9 +49,9 @@ SQLITE_PLAN = [
 # The relay's rounds planned outside the write lock and replayed under it (jlis.planned).
 SQLITE_PLANNED_PLAN = [
     ("inside-apply", 1),
-    ("after-apply-before-ack", 2),
-    ("inside-apply", 5),
-    ("after-ack", 3),
+    ("after-apply-before-ack", 1),
+    ("inside-apply", 2),
+    ("after-ack", 2),
     ("random", 4),
     ("random", 5),
 ]
@@ -60,10 +62,6 @@ POSTGRES_PLAN = [
     ("after-ack", 2),
     ("random", 7),
 ]
-
-
-def run_worker(url: str, point: str, after_or_seed: int, *, planned: bool = False) -> int:
-    return worker_run(url, point, after_or_seed, planned=planned).returncode
 
 
 def worker_run(url: str, point: str, n: int, *, planned: bool) -> subprocess.CompletedProcess[str]:
@@ -104,17 +102,18 @@ def test_killed_with_planned_relay_rounds(tmp_path: Path) -> None:
 
 def crash_and_check(factory: sessionmaker[Session], plan: list[tuple[str, int]], *, planned: bool) -> None:
     url = factory.kw["bind"].url.render_as_string(hide_password=False)
-    kills = sum(run_worker(url, point, n, planned=planned) == -signal.SIGKILL for point, n in plan)
+    runs = [worker_run(url, point, n, planned=planned) for point, n in plan]
+    kills = sum(run.returncode == -signal.SIGKILL for run in runs)
     assert kills >= len(plan) - 2  # the plan's points are reached (a random run may finish unharmed)
     for _ in range(10):  # then without crashes, until it completes
-        last = worker_run(url, "none", 0, planned=planned)
+        runs.append(last := worker_run(url, "none", 0, planned=planned))
         if last.returncode == 0:
             break
     else:
         pytest.fail("the worker never completed")
-    if planned:  # the rounds of the last run were planned (not all refused)
-        found = re.search(r"rounds planned (\d+), unplanned (\d+)", last.stdout)
-        assert found and int(found.group(1)) > 0, last.stdout
+    if planned:  # rounds were planned (not all refused), in the runs that were killed too
+        said = [int(n) for run in runs for n in re.findall(r"rounds planned (\d+),", run.stdout)]
+        assert said and max(said) > 0, [run.stdout for run in runs]
 
     with factory() as s:
         people = s.execute(

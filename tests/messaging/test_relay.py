@@ -91,18 +91,35 @@ def test_forwards_follow_in_the_round_that_made_them(factory: sessionmaker[Sessi
     assert count(factory, table=InboxRow) == 9
 
 
-def test_a_round_that_did_not_hold_everything_leaves_forwards_for_later(
+def test_a_round_that_did_not_hold_everything_still_follows_where_nothing_waits(
     factory: sessionmaker[Session],
 ) -> None:
     chain = Chain()
     relay = chain.relay(factory)
     for i in range(3):
         send(factory, chain, "a:1", "k", f"v{i}")
-    assert relay.run_once(batch=2) == 2  # more may wait: nothing follows
-    assert relay.stats.followed == 0
-    assert count(factory, OutboxRow.delivered_at.is_(None)) == 3  # v2 at a, v0 and v1 for b
+    assert relay.run_once(batch=2) == 2  # v2 waits at a; nothing waits for b or c with key k
+    assert relay.stats.followed == 4
+    assert count(factory, OutboxRow.delivered_at.is_(None)) == 1  # v2 at a
     relay.drain()
     assert [v for n, _, v in chain.calls if n == "c:1"] == ["v0", "v1", "v2"]  # order per key held
+
+
+def test_a_forward_waits_behind_what_waits_for_its_node_after_the_round(
+    factory: sessionmaker[Session],
+) -> None:
+    """A round that did not take every deliverable message does not follow a forward to a
+    destination and key that a message it did not take is for: that one is older."""
+    chain = Chain()
+    relay = chain.relay(factory)
+    send(factory, chain, "a:1", "k", "mine")
+    send(factory, chain, "b:1", "k", "older")  # for b, older than the forward of "mine"
+    send(factory, chain, "a:1", "j", "other")
+    assert relay.run_once(batch=1) == 1  # "mine" only
+    assert relay.stats.followed == 0
+    relay.drain()
+    assert [v for n, _, v in chain.calls if n == "b:1"] == ["older", "mine", "other"]
+    assert [v for n, _, v in chain.calls if n == "c:1"] == ["older", "mine", "other"]
 
 
 def test_what_waited_for_a_node_goes_before_a_forward_to_it(factory: sessionmaker[Session]) -> None:

@@ -25,11 +25,10 @@ from jlis.registry.events import TOPIC_FUHYO, TOPIC_FUHYO_IDENTITY, TOPIC_IDENTI
 
 log = logging.getLogger(__name__)
 
-# Messages per relay round. A round that reads fewer than this holds everything deliverable, so the
-# forwards it makes follow in the same transaction (Relay._follow); a full one leaves them to later
-# rounds, each forward then written, read back and acknowledged. A counter stream of ~1,500
-# changes/s makes ~3,000 messages/s: rounds of 5,000 stay complete where 1,000 or 2,000 fell behind
-# and stopped following (propagation bench, bench/RESULTS.md).
+# Messages per relay round: a round's fixed cost (a dozen statements, a commit) is spread over more
+# messages the larger it is. A counter stream of ~1,500 changes/s makes ~3,000 messages/s, which
+# rounds of 5,000 keep up with. A full round still follows the forwards it makes to destinations and
+# keys that nothing left waiting is for (Relay._follow).
 BATCH = 5000
 GATHER = 0.05  # seconds between a small round and the next (see RelayWorker)
 # A round of at least this many messages already spreads its fixed cost: the next one starts at once.
@@ -135,9 +134,8 @@ class RelayWorker(threading.Thread):
     gather into rounds of hundreds: a round costs a fixed dozen statements and a commit whatever its
     size, so chasing every change with a round of its own spent more on rounds than on the changes
     (propagation bench: CPU per change 1.07 ms → see bench/RESULTS.md). After a large round a pause
-    would only let the relay fall behind, until its rounds fill up and stop following their
-    forwards. A lone change still leaves at once: the poke starts a round right away when the
-    worker is idle."""
+    would only let the relay fall behind. A lone change still leaves at once: the poke starts a
+    round right away when the worker is idle."""
 
     def __init__(
         self, relay: Relay, *, interval: float = 0.5, batch: int = BATCH, gather: float = GATHER

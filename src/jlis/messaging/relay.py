@@ -70,6 +70,10 @@ _NO_BITMAP = text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = of
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _PARKED = select(*_COLUMNS).where(_IS_PARKED).order_by(_O.c.seq)
 _PARKED_KEY_LIST = select(_O.c.key).where(_IS_PARKED).distinct()
+# What waits after the last message a round took (through the undelivered rows' partial index).
+_WAITING_AFTER = select(_O.c.destination, _O.c.key).where(
+    _O.c.delivered_at.is_(None), _O.c.seq > bindparam("seq")
+)
 # The acknowledged sequence numbers travel as one JSON parameter: one statement text whatever
 # their number (an expanding IN of 500 would be compiled, and parsed by the driver, every round).
 _ACK_SEQS = {
@@ -191,7 +195,9 @@ class Relay:
             return 0
         # Fewer than asked for: every deliverable message is in hand, so nothing older can wait
         # for the destination and key of a forward made now, and the forwards may follow at once.
-        complete = follow and len(messages) < batch
+        # Otherwise the messages after the last one taken may: a forward follows only to a
+        # destination and key none of them is for (see _follow).
+        beyond = None if len(messages) < batch else messages[-1].seq
         by_destination: dict[str, list[Message]] = {}
         for m in messages:
             by_destination.setdefault(m.destination, []).append(m)
@@ -205,7 +211,7 @@ class Relay:
             groups.append((destination, handler, group))
         done: list[int] = []
         try:
-            self._round(groups, complete)
+            self._round(groups, follow, beyond)
             done = [m.seq for _, _, group in groups for m in group]
         except Exception:
             log.exception("a round of %d messages failed; retrying node by node", len(messages))
@@ -221,7 +227,9 @@ class Relay:
         self._crash_hook("after-ack")
         return len(done)
 
-    def _round(self, groups: list[tuple[str, Handler, list[Message]]], complete: bool) -> None:
+    def _round(
+        self, groups: list[tuple[str, Handler, list[Message]]], follow: bool, beyond: int | None
+    ) -> None:
         """Apply the round in one transaction. The nodes share this database, so one transaction
         carries the whole round: each node's inbox still makes its part idempotent. Nodes on
         separate databases would each get their own transaction, which is what the fallback in
@@ -230,26 +238,29 @@ class Relay:
         if (
             plannable is not None
             and all(plannable(m) for _, _, g in groups for m in g)
-            and self._planned_round(groups, complete)
+            and self._planned_round(groups, follow, beyond)
         ):
             return
         with self._transaction() as s:
-            self._work(s, groups, complete, None)
+            self._work(s, groups, follow, beyond, None)
             self._crash_hook("inside-apply")
 
     def _work(
         self,
         s: Session,
         groups: list[tuple[str, Handler, list[Message]]],
-        complete: bool,
+        follow: bool,
+        beyond: int | None,
         plannable: Callable[[Message], bool] | None,
     ) -> None:
-        if complete:
-            self._follow(s, groups, plannable)
+        if follow:
+            self._follow(s, groups, beyond, plannable)
         else:
             self._apply_in(s, groups)
 
-    def _planned_round(self, groups: list[tuple[str, Handler, list[Message]]], complete: bool) -> bool:
+    def _planned_round(
+        self, groups: list[tuple[str, Handler, list[Message]]], follow: bool, beyond: int | None
+    ) -> bool:
         """SQLite: run the round's reads and Python on a snapshot, recording its writes, then replay
         only the writes under the write lock, which the round thus holds for a fraction of its
         time (jlis.planned). Sound because the handlers of plannable messages read and write only
@@ -259,7 +270,7 @@ class Relay:
         or did not replay: the caller then runs the round the ordinary way."""
         before = dataclasses.replace(self.stats)
         try:
-            self._replay(self._plan(groups, complete))
+            self._replay(self._plan(groups, follow, beyond))
         except (PlanRefused, ReplayMismatch) as why:
             log.debug("round not planned: %s", why)
             self.stats.restore(before)
@@ -271,12 +282,14 @@ class Relay:
         self.stats.planned += 1
         return True
 
-    def _plan(self, groups: list[tuple[str, Handler, list[Message]]], complete: bool) -> Plan:
+    def _plan(
+        self, groups: list[tuple[str, Handler, list[Message]]], follow: bool, beyond: int | None
+    ) -> Plan:
         """The round on a snapshot (no write lock), its writes recorded."""
         with self._factory() as s:
             read_only(s)
             with planning(s.connection().connection.driver_connection) as plan:
-                self._work(s, groups, complete, self._plannable)
+                self._work(s, groups, follow, beyond, self._plannable)
             s.rollback()
         return plan
 
@@ -304,17 +317,24 @@ class Relay:
         self,
         s: Session,
         groups: list[tuple[str, Handler, list[Message]]],
+        beyond: int | None = None,
         plannable: Callable[[Message], bool] | None = None,
     ) -> None:
         """Apply the groups, then, in the same transaction, the forwards their handlers publish,
         wave after wave (CS → 都道府県 → 全国 in one round). The tiers share this database, so a
         forward can be delivered in the transaction that makes it: it is written to the outbox
         already delivered (so every hop is still on record, with its inbox row) instead of being
-        read back, delivered and acknowledged by later rounds. Order per key holds because the
-        caller had every deliverable message in hand: whatever was older went in an earlier wave.
-        A forward whose key is parked, or with no handler, or (``plannable`` given: a planned
-        round) that is not plannable, is written undelivered and waits."""
+        read back, delivered and acknowledged by later rounds. Order per destination and key holds
+        because whatever was older went in an earlier wave, or, when the caller did not take every
+        deliverable message (``beyond``: the sequence number of the last it took), waits after
+        it: a forward to a destination and key one of those waiting messages is for waits too. A
+        relay that falls behind thus still follows the forwards of the counters' messages, which
+        nothing else waits for, instead of leaving every hop to later rounds (each then written,
+        read back and acknowledged: more work per message the further behind it is). A forward
+        whose key is parked, or with no handler, or (``plannable`` given: a planned round) that
+        is not plannable, is written undelivered and waits."""
         parked = set(s.execute(_PARKED_KEY_LIST).scalars())
+        waiting = set() if beyond is None else {(d, k) for d, k in s.execute(_WAITING_AFTER, {"seq": beyond})}
         wave = groups
         for depth in range(MAX_WAVES):
             hold(s)
@@ -332,6 +352,7 @@ class Relay:
                 if (
                     handler is None
                     or m.key in parked
+                    or (m.destination, m.key) in waiting
                     or depth == MAX_WAVES - 1
                     or (plannable is not None and not plannable(m))
                 ):
