@@ -51,6 +51,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import DEFAULT_PG, fresh_postgres, fresh_sqlite, machine
+from bench.sqlite_tpcb import sqlite_tpcb
 from jlis.clock import JST, FixedClock
 from jlis.codes import NumberAuthority
 from jlis.container import Container
@@ -420,6 +421,8 @@ def main() -> None:
     # clients contend on one branch row. Larger scales spread them out and give more tps.
     ap.add_argument("--pgbench-scale", type=int, default=1)
     ap.add_argument("--no-sqlite", action="store_true")
+    # The same-run yardstick on SQLite (bench.sqlite_tpcb), as pgbench is on PostgreSQL.
+    ap.add_argument("--sqlite-tpcb-seconds", type=float, default=10.0)
     # The databases this bench drops and creates on that server (its own, never a shared one).
     ap.add_argument("--pg-database", default="jlis_bench_propagation")
     args = ap.parse_args()
@@ -439,10 +442,16 @@ def main() -> None:
         "stack": args.stack,
     }
     if not args.no_sqlite:
+        tpcb = sqlite_tpcb(args.sqlite_tpcb_seconds)
         engine = fresh_sqlite("propagation")
         where = Path(str(engine.url.database)).parent
         r = run(engine, inline=args.sqlite_inline_relay, **shape)
-        report("sqlite", r, f"  target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}")
+        report(
+            "sqlite",
+            r,
+            f"  sqlite TPC-B (bench.sqlite_tpcb) {tpcb:,.0f} tps, ratio {r['rate'] / tpcb:.2f}; "
+            f"target ≥ 2,000: {'met' if r['rate'] >= 2000 else 'NOT met'}",
+        )
         shutil.rmtree(where, ignore_errors=True)  # ~0.8 GB after 100,000 changes
     if args.postgres:
         tps = pgbench(args.postgres, f"{args.pg_database}_pgbench", args.pgbench_seconds, args.pgbench_scale)
