@@ -3,6 +3,7 @@ municipality (new replica there, ``moved_out`` here), a death, and refusals of f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -18,6 +19,7 @@ from jlis.linkage.middle.tables import AddresseeRow, ReplicaRow
 from jlis.messaging import Message
 from jlis.registry import ChangeReason, IdentityRecord, Placement
 from jlis.registry.events import TOPIC_IDENTITY
+from jlis.registry.service import identity_record
 
 from .conftest import CHIYODA, LG, SHINJUKU, World
 
@@ -116,27 +118,20 @@ def test_only_the_national_stream_is_taken(synced: World) -> None:
         MiddleStreamNode(synced.clock)(m.s, "middle", [message])
 
 
-def _record(
-    code: str, address: str, *, status: str = "resident", reason: str = "relocation"
-) -> IdentityRecord:
-    return IdentityRecord(
-        resident_code=code,
-        my_number="123456789018",
-        lg_code=CHIYODA,
-        family_name="山田",
-        given_name="太郎",
-        family_kana="ヤマダ",
-        given_kana="タロウ",
-        alias=None,
-        former_surname=None,
-        birth_date=dt.date(1980, 1, 1),
-        sex="male",
-        address=address,
-        status=status,
-        reason=ChangeReason(reason),
-        change_date=dt.date(2026, 11, 26),
-        recorded_at=dt.datetime(2026, 11, 26, 1, tzinfo=dt.UTC),
-    )
+def _records(world: World, codes: list[str]) -> dict[str, IdentityRecord]:
+    """Each person's 本人確認情報 as the register would send it."""
+    with world.registry() as reg:
+        now = world.clock.now()
+        return {
+            c: identity_record(reg.find_by_code(c), ChangeReason.RELOCATION, now.date(), now, None)
+            for c in codes
+        }
+
+
+def _moved(record: IdentityRecord, address: str, *, died: bool = False) -> IdentityRecord:
+    if died:
+        return dataclasses.replace(record, address=address, status="removed", reason=ChangeReason.DEATH)
+    return dataclasses.replace(record, address=address)
 
 
 def _state(s: Session, member_id: str) -> dict[str, list[tuple[str, int, dict[str, object]]]]:
@@ -157,13 +152,14 @@ def test_a_run_of_records_in_bulk_does_what_one_by_one_does(synced: World) -> No
     stores nothing) and at one that knows no one (a removal of someone unknown numbers nobody; the
     first other record does)."""
     p, q, r = synced.residents()[:3]
+    of = _records(synced, [p, q, r])
     records = [
-        _record(p, "東京都千代田区一番町1番"),
-        _record(q, "東京都千代田区一番町2番", status="removed", reason="death"),
-        _record(p, "東京都千代田区一番町1番"),  # nothing new
-        _record(r, "東京都千代田区一番町3番", status="removed", reason="death"),
-        _record(r, "東京都千代田区一番町3番"),
-        _record(p, "東京都千代田区一番町4番"),
+        _moved(of[p], "東京都千代田区一番町1番"),
+        _moved(of[q], "東京都千代田区一番町2番", died=True),
+        _moved(of[p], "東京都千代田区一番町1番"),  # nothing new
+        _moved(of[r], "東京都千代田区一番町3番", died=True),
+        _moved(of[r], "東京都千代田区一番町3番"),
+        _moved(of[p], "東京都千代田区一番町4番"),
     ]
     outcomes = []
     for bulk in (False, True):
