@@ -181,7 +181,7 @@ def network_relay(url: str, factory: sessionmaker[Session], pop: Population, sta
     also goes to its subscribers (JPKI, the card system, the linkage, the middle servers)."""
     if not stack:
         return build_relay(factory, pop.clock, pop.geo, **kw)
-    data = Path(tempfile.mkdtemp(prefix="jlis-bench-stack-"))  # the linkage's secret
+    data = Path(tempfile.gettempdir()) / "jlis-bench-stack"  # the linkage's secret, kept between runs
     return build_stack_relay(Container(Settings(data_dir=data, database_url=url), clock=pop.clock), **kw)
 
 
