@@ -138,7 +138,9 @@ def planning(raw: Any) -> Iterator[Plan]:
 
 def merge_reads(raw: Any, table: str) -> None:
     """The caller's reads of ``table`` merge what the transaction itself wrote there (it keeps its
-    own record of that): in a plan, such a read does not refuse it. Nothing outside a plan."""
+    own record of that): in a plan, such a read does not refuse it, for the rest of the plan, so
+    every reader of ``table`` in the plan must merge (in a relay round: jlis.juki.copies is the only
+    reader of the copies it writes). Nothing outside a plan."""
     plan = getattr(raw, "plan", None)
     if plan is not None:
         plan.merged.add(table)
