@@ -6,7 +6,7 @@ valgrind's callgrind, beside one transaction of pgbench's script on SQLite count
 Instruction counts are the same on every run of the same code over the same data, where times on
 these machines move by tens of percent within an hour (bench/RESULTS.md, Propagation): this is the
 figure to judge a change to the hot paths by. The propagation bench remains the figure the targets
-are about. Needs valgrind (on every machine kind here); takes ~3 minutes on 2 cores.
+are about. Needs valgrind (on every machine kind here); takes ~2 minutes on 2 cores.
 
 It seeds 20,000 residents into SQLite and records the changes without a relay (a warm-up set, then
 ``--changes``), natively. Then three processes run under callgrind, counting only the measured part
