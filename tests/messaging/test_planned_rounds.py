@@ -180,3 +180,45 @@ def test_forwards_to_a_node_that_may_not_be_planned_wait_for_an_ordinary_round(
     r.drain()  # the waiting messages to c: an ordinary round
     assert state(factory) == (EXPECTED_KV, 9, 9, 0)
     assert r.stats.planned == 1
+
+
+def test_a_forward_left_waiting_keeps_later_forwards_to_its_node_and_key_behind_it(
+    factory: sessionmaker[Session],
+) -> None:
+    """One round carries a key to b twice, in two waves: "direct" (y → b, wave 1) and "via a"
+    (x → a → b, wave 2). The first may not be planned, so it is written to wait; the second must
+    wait behind it rather than reach b first."""
+
+    def passer(onward: str) -> Any:
+        def apply(session: Session, node: str, messages: list[Message]) -> None:
+            forwards = [
+                Message(derived_message_id(m.message_id, onward), node, onward, "t", m.key, m.payload)
+                for m in messages
+            ]
+            publish_many(session, forwards, now=CLOCK.now())
+
+        return apply
+
+    handlers = {
+        "x": passer("a:1"),
+        "y": passer("b:1"),
+        "a": keeper("a", "b:1"),
+        "b": keeper("b", "c:1"),
+        "c": keeper("c", None),
+    }
+    r = Relay(
+        factory,
+        CLOCK,
+        handlers,
+        plannable=lambda m: not (m.destination == "b:1" and m.payload["v"] == "direct"),
+    )
+    with factory() as s, s.begin():
+        for destination, v in (("y:1", "direct"), ("x:1", "via a")):
+            publish(s, source="t", destination=destination, topic="t", key="k", payload={"v": v}, now=NOW)
+    assert r.run_once() == 2
+    assert (r.stats.planned, r.stats.followed) == (1, 1)  # x → a only: a's forward waits too
+    with factory() as s:
+        assert s.execute(text("SELECT count(*) FROM kv_b")).scalar_one() == 0  # both wait for b
+    r.drain()
+    kv = state(factory)[0]
+    assert [row for row in kv if row[0] != "a:1"] == [("b:1", "k", "via a", 2), ("c:1", "k", "via a", 2)]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.clock import JST, FixedClock
 from jlis.db import Base, import_all_tables, make_engine
 from jlis.messaging import MAX_ATTEMPTS, Message, Relay, publish, publish_many
-from jlis.messaging.relay import _PENDING, Kinds
+from jlis.messaging.relay import _PENDING, _WAITING_FOR, Kinds
 from jlis.messaging.tables import InboxRow, OutboxRow
 
 
@@ -180,6 +180,22 @@ def test_finding_parked_keys_reads_their_index_not_every_waiting_row(tmp_path: P
     assert scans == [
         "SCAN outbox USING INDEX ix_outbox_undelivered",
         "SCAN outbox USING INDEX ix_outbox_parked",
+    ]
+
+
+def test_what_waits_for_a_waves_destinations_is_sought_not_scanned(tmp_path: Path) -> None:
+    """SQLite: a full round reads what waits after it for its forwards' destinations only, by a
+    seek of the undelivered rows' destination index from the round's last sequence number on; a
+    read of everything after it made each round of a relay behind a long queue read that queue."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    import_all_tables()
+    Base.metadata.create_all(engine)
+    with engine.connect() as conn:
+        sql = _WAITING_FOR["sqlite"]._plan(engine.dialect).sql
+        plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ('["b:1"]', 0))]
+    engine.dispose()
+    assert [step for step in plan if " o " in f"{step} "] == [
+        "SEARCH o USING INDEX ix_outbox_undelivered_destination (destination=? AND rowid>?)"
     ]
 
 
