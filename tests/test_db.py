@@ -1,9 +1,11 @@
 """The SQLite write lock (jlis.db.SqliteWriter): writers of one process queue on it, writers of other
 processes on its lock file; it is released by commit, rollback and a connection that goes away, and
-readers never take it."""
+readers never take it. And UtcDateTime's own SQLite processors, which must write and read exactly
+what SQLAlchemy's would."""
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import sqlite3
@@ -15,10 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, TypeDecorator, insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
-from jlis.db import make_engine, make_session_factory, read_only, sqlite_writer, transaction
+from jlis.db import (
+    UtcDateTime,
+    _default_sqlite_format,
+    make_engine,
+    make_session_factory,
+    read_only,
+    sqlite_writer,
+    transaction,
+)
 
 
 @pytest.fixture
@@ -211,3 +224,51 @@ def test_a_commit_checkpoints_a_large_wal_after_releasing_the_lock(
     finally:
         raw.close()
     assert busy == 0 and log == done  # everything was copied back
+
+
+_SQLITE = sqlite.dialect()
+_OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: dt.timezone(dt.timedelta(minutes=m))
+)
+_AWARE = st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31), timezones=_OFFSETS)
+
+
+@given(_AWARE)
+def test_utc_datetime_writes_and_reads_sqlites_text_as_sqlalchemy_would(value: dt.datetime) -> None:
+    ours = UtcDateTime().dialect_impl(_SQLITE)
+    bind = ours.bind_processor(_SQLITE)
+    result = ours.result_processor(_SQLITE, None)
+    sqlalchemys_bind = TypeDecorator.bind_processor(ours, _SQLITE)
+    sqlalchemys_result = TypeDecorator.result_processor(ours, _SQLITE, None)
+    assert bind.__qualname__.startswith("UtcDateTime.")  # the fast path is the one in use
+    stored = bind(value)
+    assert stored == sqlalchemys_bind(value)
+    assert result(stored) == sqlalchemys_result(stored) == value
+    assert result(stored).tzinfo is dt.UTC
+    assert bind(None) is None and result(None) is None
+
+
+def test_utc_datetime_refuses_a_naive_time_and_reads_shorter_texts(engine: Engine) -> None:
+    ours = UtcDateTime().dialect_impl(engine.dialect)
+    with pytest.raises(ValueError, match="aware datetime"):
+        ours.bind_processor(engine.dialect)(dt.datetime(2026, 11, 26, 9, 0))
+    table = Table("times", MetaData(), Column("n", Integer, primary_key=True), Column("at", UtcDateTime))
+    table.create(engine)
+    with engine.begin() as c:  # written by hand, as an older row or another tool might have
+        c.execute(text("INSERT INTO times VALUES (1, '2026-11-26 00:00:01'), (2, '2026-11-26')"))
+        c.execute(insert(table).values(n=3, at=dt.datetime(2026, 11, 26, 9, 0, 1, 5, tzinfo=dt.UTC)))
+        stored = c.execute(text("SELECT at FROM times WHERE n = 3")).scalar_one()
+        read = c.execute(select(table.c.at).order_by(table.c.n)).scalars().all()
+    assert stored == "2026-11-26 09:00:01.000005"
+    assert read == [
+        dt.datetime(2026, 11, 26, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 26, 9, 0, 1, 5, tzinfo=dt.UTC),
+    ]
+
+
+def test_another_sqlite_storage_format_keeps_sqlalchemys_processors() -> None:
+    assert _default_sqlite_format(_SQLITE, DateTime(timezone=True))
+    assert not _default_sqlite_format(
+        _SQLITE, sqlite.DATETIME(storage_format="%(year)04d%(month)02d%(day)02d")
+    )
