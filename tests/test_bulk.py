@@ -81,7 +81,8 @@ def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> Non
 
 
 def test_sqlite_values_are_what_the_bind_processors_make() -> None:
-    """bulk's SQLite fast paths (dates by isoformat, a memo per value) give the processors' text."""
+    """bulk's SQLite fast paths (dates by isoformat, a column's distinct values converted once, None
+    left as it is) give the processors' text."""
     dialect = make_engine("sqlite://").dialect
     columns = ("d", "at", "j", "s")
     t = Table(

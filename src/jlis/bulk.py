@@ -17,6 +17,8 @@ from sqlalchemy import Date, DateTime, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from jlis.db import UtcDateTime
+
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
@@ -111,42 +113,40 @@ def _iso(value: Any) -> Any:
 def _sqlite_values(
     dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> list[tuple[Any, ...]]:
-    """Each row's values for ``columns``, through the columns' bind processors. A processor's
-    result is remembered per value within the call: the same time or date (a batch's ``now``)
-    is converted once, not once per row."""
+    """Each row's values for ``columns``, through the columns' bind processors, column by column
+    (a processor mapped over a column runs in C's loop, not in a Python loop per row and value),
+    each distinct value of a column once."""
     get = itemgetter(*columns)
-    raw = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
-    procs: list[tuple[int, Any, dict[Any, Any]]] = [
-        (i, _sqlite_processor(table.c[c].type, p), {})
+    raw = list(map(get, rows)) if len(columns) > 1 else [(get(row),) for row in rows]
+    procs = [
+        (i, _sqlite_processor(table.c[c].type, p))
         for i, c in enumerate(columns)
         if (p := table.c[c].type._cached_bind_processor(dialect)) is not None
     ]
-    if not procs:
+    if not procs or not raw:
         return raw
-    out: list[tuple[Any, ...]] = []
-    missing = _MISSING
-    for values in raw:
-        v = list(values)
-        for i, p, memo in procs:
-            x = v[i]
-            if x is not None:
-                try:
-                    y = memo.get(x, missing)  # most values are new: no KeyError raised for them
-                except TypeError:  # unhashable: convert every time
-                    v[i] = p(x)
-                    continue
-                v[i] = memo[x] = p(x) if y is missing else y
-        out.append(tuple(v))
-    return out
+    by_column: list[Any] = list(zip(*raw, strict=True))
+    for i, p in procs:
+        column = by_column[i]
+        try:
+            distinct = dict.fromkeys(column)
+        except TypeError:  # unhashable values (JSON): each converted
+            by_column[i] = map(p, column)
+            continue
+        if len(distinct) == len(column):
+            by_column[i] = map(p, column)
+        else:  # a batch's time or date: converted once
+            by_column[i] = map(dict(zip(distinct, map(p, distinct), strict=True)).__getitem__, column)
+    return list(zip(*by_column, strict=True))
 
 
-_MISSING = object()
 _SQLITE_DATE_FORMAT = "%(year)04d-%(month)02d-%(day)02d"
 
 
 def _sqlite_processor(type_: Any, proc: Any) -> Any:
-    """``proc``, or for a plain ``Date`` stored in SQLite's default format the same text from
-    ``date.isoformat`` (C, where SQLAlchemy's processor formats a dict in Python)."""
+    """``proc`` as a function that leaves None as it is; for a plain ``Date`` stored in SQLite's
+    default format, the same text from ``date.isoformat`` (C, where SQLAlchemy's processor formats
+    a dict in Python). SQLAlchemy's Date processor and UtcDateTime's pass None through already."""
     if type(type_) is Date and getattr(type_, "_storage_format", None) in (None, _SQLITE_DATE_FORMAT):
         date = dt.date
 
@@ -154,7 +154,13 @@ def _sqlite_processor(type_: Any, proc: Any) -> Any:
             return value.isoformat() if type(value) is date else proc(value)
 
         return iso
-    return proc
+    if isinstance(type_, UtcDateTime):
+        return proc
+
+    def unless_none(value: Any) -> Any:
+        return None if value is None else proc(value)
+
+    return unless_none
 
 
 def bump_sequence(session: Session, table: Table, column: str = "id") -> None:
