@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -77,6 +78,8 @@ def test_payload_rows_equal_the_dataclass_route() -> None:
     # A payload without the optional field goes the dataclass way (which fills the default).
     short = {k: v for k, v in payload.items() if k != "previous_resident_code"}
     assert identity_payload_row(short) == identity_row(rec)
+    with pytest.raises(ValueError, match="'引越し' is not a valid ChangeReason"):
+        identity_payload_row(payload | {"reason": "引越し"})
     fuhyo = FuhyoRecord(
         "12345678901", CHIYODA, "山田", "花子", dt.date(1990, 1, 1), "female", "国外",
         ChangeReason.RELOCATION, dt.date(2026, 11, 26), T0, "10987654321",

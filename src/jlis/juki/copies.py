@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, text, update
@@ -138,6 +139,7 @@ def apply_records_many(
     supersede: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     touches: list[dict[str, Any]] = []
+    of_history = itemgetter(*history_fields)
     for node, entries in groups:
         result = Applied()
         k = node if keyed else ""
@@ -146,9 +148,11 @@ def apply_records_many(
         superseding: dict[str, str] = {}
         for message_id, row in entries:
             code = row["resident_code"]
-            history.append(
-                {f: row[f] for f in history_fields} | extra | {"message_id": message_id, "applied_at": now}
-            )
+            entry = dict(zip(history_fields, of_history(row), strict=True))
+            entry["message_id"], entry["applied_at"] = message_id, now
+            if keyed:
+                entry["node"] = node
+            history.append(entry)
             previous = row.get("previous_resident_code")
             if previous and previous != code:
                 superseding[previous] = code
@@ -224,10 +228,14 @@ def _update_rows(
     keep = tuple(c for c in tier.record_columns if c not in indexed)
     same: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
+    of_kept, of_record = itemgetter(*keep), itemgetter(*tier.record_columns)
     for (k, code), row in updates.items():
         unchanged = bool(indexed) and tuple(row[c] for c in indexed) == stored_index.get((k, code))
-        columns = keep if unchanged else tier.record_columns
-        values = {c: row[c] for c in columns} | {"applied_at": now} | ({"node": k} if keyed else {})
+        columns, of_row = (keep, of_kept) if unchanged else (tier.record_columns, of_record)
+        values = dict(zip(columns, of_row(row), strict=True))
+        values["applied_at"] = now
+        if keyed:
+            values["node"] = k
         (same if unchanged else changed).append(values)
     key = ("node", "resident_code") if keyed else ("resident_code",)
     for rows in (same, changed):

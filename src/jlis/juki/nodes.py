@@ -51,6 +51,9 @@ def identity_row(record: IdentityRecord) -> dict[str, Any]:
     return row
 
 
+_REASONS = frozenset(r.value for r in ChangeReason)
+
+
 def payload_row(
     payload: dict[str, Any], fields: frozenset[str], dates: Sequence[str]
 ) -> dict[str, Any] | None:
@@ -63,7 +66,8 @@ def payload_row(
     row = dict(payload)
     for f in dates:
         row[f] = dt.date.fromisoformat(row[f])
-    row["reason"] = ChangeReason(row["reason"]).value
+    if row["reason"] not in _REASONS:  # a set look-up per row; the enum names what is wrong
+        row["reason"] = ChangeReason(row["reason"]).value
     row["recorded_at"] = utc(dt.datetime.fromisoformat(row["recorded_at"]))
     return row
 
