@@ -14,6 +14,7 @@ tools for the rendering test) the test skips, except under CI where it fails.
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
 import io
 import shutil
 import subprocess
@@ -42,6 +43,7 @@ from .test_counter_flow import CHROMIUM, CHROMIUM_ARGS, _artifacts, _Server
 
 pytestmark = pytest.mark.browser
 WAIT = 30_000  # ms: issuing signs a PDF on a busy machine (Playwright's default is 5 s)
+ISSUE_WAIT = 90_000  # ms: the issuing step itself (see _issue_household_certificate)
 
 
 @dataclass
@@ -127,8 +129,16 @@ def _issue_household_certificate(page: Page, kiosk: Kiosk, holder: Holder, tmp_p
     expect(page.locator("#fee")).to_have_text("400円")
     expect(page.locator("#quote")).to_contain_text("世帯全員")
     _shot(page, tmp_path, "kiosk-fee")
-    page.click("#pay-form button[type=submit]")
-    expect(page.locator("h1")).to_have_text("証明書を印刷しました", timeout=WAIT)
+    # Paying issues the certificate: the card's signature, OCSP, the PDF and its signature. Alone
+    # that takes a few seconds here; in the full suite beside a second worker it once took more
+    # than 30 s. The click does not wait for the navigation; the heading is waited for longer, and
+    # if it never comes, every thread's stack shows where the server was.
+    page.click("#pay-form button[type=submit]", no_wait_after=True)
+    try:
+        expect(page.locator("h1")).to_have_text("証明書を印刷しました", timeout=ISSUE_WAIT)
+    except AssertionError:
+        faulthandler.dump_traceback(all_threads=True)
+        raise
     expect(page.locator("#reminder")).to_contain_text("証明書とカードの取り忘れにご注意ください")
     _shot(page, tmp_path, "kiosk-printed")
     with page.expect_download() as info:
