@@ -255,7 +255,12 @@ def test_utc_datetime_refuses_a_naive_time_and_reads_shorter_texts(engine: Engin
     table = Table("times", MetaData(), Column("n", Integer, primary_key=True), Column("at", UtcDateTime))
     table.create(engine)
     with engine.begin() as c:  # written by hand, as an older row or another tool might have
-        c.execute(text("INSERT INTO times VALUES (1, '2026-11-26 00:00:01'), (2, '2026-11-26')"))
+        c.execute(
+            text(
+                "INSERT INTO times VALUES (1, '2026-11-26 00:00:01'), (2, '2026-11-26'), "
+                "(4, '2026-11-26T09:00:00+09:00')"
+            )
+        )
         c.execute(insert(table).values(n=3, at=dt.datetime(2026, 11, 26, 9, 0, 1, 5, tzinfo=dt.UTC)))
         stored = c.execute(text("SELECT at FROM times WHERE n = 3")).scalar_one()
         read = c.execute(select(table.c.at).order_by(table.c.n)).scalars().all()
@@ -264,6 +269,7 @@ def test_utc_datetime_refuses_a_naive_time_and_reads_shorter_texts(engine: Engin
         dt.datetime(2026, 11, 26, 0, 0, 1, tzinfo=dt.UTC),
         dt.datetime(2026, 11, 26, tzinfo=dt.UTC),
         dt.datetime(2026, 11, 26, 9, 0, 1, 5, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 26, 0, 0, tzinfo=dt.UTC),  # the offset converted, not replaced
     ]
 
 

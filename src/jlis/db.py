@@ -78,7 +78,10 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         parse = dt.datetime.fromisoformat
 
         def process(value: Any) -> dt.datetime | None:
-            return None if value is None else parse(value).replace(tzinfo=UTC)
+            if value is None:
+                return None
+            read = parse(value)  # a text with an offset (written by hand) is converted, not relabelled
+            return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
 
         return process
 
