@@ -207,6 +207,7 @@ def counter(
     batch: int,
     stack: bool,
     out: Any,
+    planned: bool = True,
 ) -> None:
     """A counter process: ``clerks`` clerk threads make ``changes`` changes at the counters of
     ``lg_codes``, each a counter action committed before the clerk goes on, through the process's
@@ -217,7 +218,7 @@ def counter(
     engine = make_engine(url)
     factory = make_session_factory(engine)
     pop = dataclasses.replace(pop, factory=factory, lg_codes=lg_codes)
-    desk = counter_group_commit(factory)
+    desk = counter_group_commit(factory, planned=planned)
     if clerks > 1:
         desk.start()
     relay = network_relay(url, factory, pop, stack) if relay_inline else None
@@ -245,7 +246,8 @@ def counter(
         relay.drain(batch)
     stats = (relay.stats.delivered, relay.stats.followed) if relay else (0, 0)
     rounds = (relay.stats.planned, relay.stats.unplanned) if relay else (0, 0)
-    out.put(("counter", *stats, time.process_time() - cpu, desk.groups, rounds))
+    plans = (desk.planned_groups, desk.planned_actions, desk.given_up, desk.replays_failed)
+    out.put(("counter", *stats, time.process_time() - cpu, desk.groups, rounds, plans))
     engine.dispose()
 
 
@@ -272,7 +274,9 @@ def relay_loop(
     worker.stop(None)
     relay.drain(batch)
     rounds = (relay.stats.planned, relay.stats.unplanned)
-    out.put(("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, rounds))
+    out.put(
+        ("relay", relay.stats.delivered, relay.stats.followed, time.process_time() - cpu, 0, rounds, None)
+    )
     engine.dispose()
 
 
@@ -286,6 +290,7 @@ def run(
     inline: bool,
     relays: int = 1,
     stack: bool = False,
+    planned: bool = True,
 ) -> dict[str, Any]:
     """``inline``: one counter process that runs the relay itself in a thread; otherwise
     ``counters`` counter processes and one relay process beside them."""
@@ -303,7 +308,14 @@ def run(
         ctx.Process(
             target=counter,
             args=(url, pop, pop.lg_codes[i::counters], shares[i], 5 + i, go),
-            kwargs={"clerks": clerks, "relay_inline": inline, "batch": batch, "stack": stack, "out": out},
+            kwargs={
+                "clerks": clerks,
+                "relay_inline": inline,
+                "batch": batch,
+                "stack": stack,
+                "out": out,
+                "planned": planned,
+            },
         )
         for i in range(counters)
     ]
@@ -325,9 +337,12 @@ def run(
     recorded = time.perf_counter() - started
     counters_done.set()
     delivered = followed = groups = planned = unplanned = 0
+    desk = [0, 0, 0, 0]  # the counters' planned groups, their actions, actions given up, failed replays
     cpu = {"counter": 0.0, "relay": 0.0}
     for _ in range(counters + len(relay_processes)):
-        kind, d, f, seconds, g, (p, u) = out.get()
+        kind, d, f, seconds, g, (p, u), plans = out.get()
+        if plans is not None:
+            desk = [a + b for a, b in zip(desk, plans, strict=True)]
         delivered, followed, groups = delivered + d, followed + f, groups + g
         planned, unplanned = planned + p, unplanned + u
         cpu[kind] += seconds
@@ -353,6 +368,7 @@ def run(
         "delivered": delivered,
         "followed": followed,
         "planned": (planned, unplanned),
+        "desk": desk,
         "load": (load, os.getloadavg()[0]),
         "cpu": cpu,
     }
@@ -396,6 +412,8 @@ def report(kind: str, r: dict[str, Any], extra: str = "") -> None:
         f"done at {r['record_s']:.1f} s, relay drained at {r['total_s']:.1f} s; "
         f"{r['delivered']:,} deliveries, {r['followed']:,} of them in the round that made them; "
         f"{r['planned'][0]:,} rounds planned, {r['planned'][1]:,} not; "
+        f"counters: {r['desk'][0]:,} groups planned ({r['desk'][1]:,} changes), {r['desk'][2]:,} "
+        f"changes given up by a plan, {r['desk'][3]:,} replays refused; "
         f"national history +{r['arrived']:,}, pending {r['pending']}; CPU per change: counters "
         f"{r['cpu']['counter'] / r['changes'] * 1e3:.2f} ms, relay process "
         f"{r['cpu']['relay'] / r['changes'] * 1e3:.2f} ms){extra}  "
@@ -426,6 +444,11 @@ def main() -> None:
         help="the whole stack's relay: the national copy's subscribers (JPKI, card, linkage, middle) too",
     )
     ap.add_argument("--residents", type=int, default=20_000)
+    ap.add_argument(
+        "--unplanned-counters",
+        action="store_true",
+        help="SQLite: the counters' groups hold the write lock for all their Python (no plan), as before",
+    )
     ap.add_argument("--postgres", default=None, help=f"admin URL, e.g. {DEFAULT_PG}")
     ap.add_argument("--pgbench-seconds", type=int, default=30)
     # Scale 1 (pgbench's default) is how the project's performance notes measured 1,700 tps: 8
@@ -451,6 +474,7 @@ def main() -> None:
         "batch": args.batch,
         "relays": args.relays,
         "stack": args.stack,
+        "planned": not args.unplanned_counters,
     }
     if not args.no_sqlite:
         tpcb = sqlite_tpcb(args.sqlite_tpcb_seconds)

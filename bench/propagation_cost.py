@@ -78,7 +78,7 @@ def _copy(where: Path, name: str) -> str:
     return f"sqlite:///{where / name}"
 
 
-def measure(what: str, where: Path) -> None:
+def measure(what: str, where: Path, planned: bool = True) -> None:
     """One measured part (run under callgrind by :func:`main`)."""
     if what == "tpcb":
         db = tpcb_database(where / "tpcb.sqlite3")
@@ -99,7 +99,7 @@ def measure(what: str, where: Path) -> None:
         _count(False)
         assert relay.run_once(10**7) == 0 and relay.stats.planned == 2, relay.stats
     else:
-        desk = counter_group_commit(pop.factory)
+        desk = counter_group_commit(pop.factory, planned=planned)
         desk.start()
         clerk_changes(pop, desk, 64, random.Random(99))
         _count(True)
@@ -123,9 +123,14 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=3000, help="changes the measured relay round carries")
     ap.add_argument("--measure", choices=("relay", "counters", "tpcb"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--unplanned-counters",
+        action="store_true",
+        help="the counters' groups run under the write lock, not planned (jlis.groupcommit)",
+    )
     args = ap.parse_args()
     if args.measure:
-        measure(args.measure, args.dir)
+        measure(args.measure, args.dir, planned=not args.unplanned_counters)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed: apt-get install valgrind")
@@ -146,6 +151,7 @@ def main() -> None:
                     what,
                     "--dir",
                     str(where),
+                    *(["--unplanned-counters"] if args.unplanned_counters else []),
                 ],
                 env=os.environ | {"JLIS_CALLGRIND": "1", "PYTHONHASHSEED": "0"},
                 stdout=subprocess.PIPE,
@@ -169,7 +175,8 @@ def main() -> None:
     print(f"propagation cost in instructions (callgrind) — {machine()}")
     print(
         f"per change: relay {relay / 1e6:.3f} M ({args.changes:,} changes in one planned round), "
-        f"counters {counters / 1e6:.3f} M ({COUNTER_CHANGES} changes, {CLERKS} clerks, group commit), "
+        f"counters {counters / 1e6:.3f} M ({COUNTER_CHANGES} changes, {CLERKS} clerks, "
+        f"{'group commit' if args.unplanned_counters else 'planned group commit'}), "
         f"together {(relay + counters) / 1e6:.3f} M; sqlite TPC-B {tpcb / 1e3:.0f} k per transaction: "
         f"a change costs {(relay + counters) / tpcb:.1f} TPC-B transactions"
     )

@@ -4,15 +4,16 @@ durable, and a failing action fails alone with nothing of it written."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.errors import RuleViolation
-from jlis.groupcommit import GroupCommit
+from jlis.groupcommit import GroupCommit, Planning, _Job
 
 meta = MetaData()
 notes = Table(
@@ -142,3 +143,58 @@ def test_stop_commits_what_is_queued(factory: sessionmaker[Session]) -> None:
 def test_group_size_is_bounded() -> None:
     with pytest.raises(ValueError, match="max_group"):
         GroupCommit(sessionmaker(), name="x", max_group=0)
+
+
+def put(note: str) -> object:
+    """An insert that asks for no row id (a Core insert reads ``lastrowid``, which a plan refuses)."""
+
+    def work(s: Session) -> str:
+        s.execute(text("INSERT INTO gc_notes (text) VALUES (:t)"), {"t": note})
+        return note
+
+    return work
+
+
+def test_a_planned_group_replays_its_writes_and_runs_what_the_plan_gave_up_after_it(
+    factory: sessionmaker[Session],
+) -> None:
+    """On SQLite the group runs first on a snapshot with its writes recorded, then only those are
+    replayed, with what ``finish`` leaves for the live transaction; an action the plan refuses (here:
+    it reads a table the plan wrote) or that fails runs after it, the ordinary way. On PostgreSQL
+    the group commit stops planning at its first group."""
+    engine = factory.kw["bind"]
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    finished: list[str] = []
+
+    def finish(s: Session) -> Callable[[Session], None]:
+        finished.append("planned")
+        return lambda live: live.execute(insert(notes).values(text="live"))  # live: may read lastrowid
+
+    planning = Planning(
+        tables=frozenset({"gc_notes"}),
+        prepare=lambda s: None,
+        mark=lambda s: None,
+        rewind=lambda s, mark: None,
+        finish=finish,
+    )
+    desk = GroupCommit(factory, name="planned", planning=planning)
+
+    def refused(s: Session) -> None:
+        s.execute(insert(notes).values(text="half"))
+        raise RuleViolation("状態", "refused")
+
+    jobs = [_Job(w) for w in (put("a"), add("counted"), refused, put("b"))]  # type: ignore[arg-type]
+    desk._run(jobs)
+    assert [j.future.result() for j in (jobs[0], jobs[3])] == ["a", "b"]
+    assert isinstance(jobs[2].future.exception(), RuleViolation)
+    if engine.dialect.name == "sqlite":
+        assert jobs[1].future.result() == 4  # ran after the plan: it sees a, b and live
+        assert texts(factory) == sorted(["a", "b", "counted", "live"])
+        assert (desk.planned_groups, desk.planned_actions, desk.given_up) == (1, 2, 2)
+        assert finished == ["planned"]
+    else:
+        assert jobs[1].future.result() == 2  # in order: after a
+        assert texts(factory) == sorted(["a", "b", "counted"])
+        assert desk.planning is None and desk.planned_groups == 0 and finished == []
+    meta.drop_all(engine)

@@ -110,3 +110,53 @@ def test_a_recorded_write_keeps_its_parameters_though_the_caller_reuses_them(eng
     with engine.begin() as c:
         replay(_raw(c), plan)
     assert _rows(engine) == [(1, "uno"), (2, "dos")]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT n FROM u",
+        "SELECT v FROM t JOIN u ON u.n = t.k",
+        "SELECT v FROM t AS x, u WHERE u.n = x.k",
+        "SELECT v FROM t WHERE k IN (SELECT n FROM u)",
+        "INSERT INTO u VALUES (5)",
+        "DELETE FROM u",
+        "UPDATE u SET n = 1",
+    ],
+)
+def test_a_plan_limited_to_some_tables_refuses_a_statement_naming_another(engine: Engine, sql: str) -> None:
+    with engine.connect() as c, planning(_raw(c), frozenset({"t"})) as plan:
+        c.execute(text("SELECT v FROM t WHERE k = 1"))
+        c.execute(text("INSERT INTO t (k, v) VALUES (3, 'three') ON CONFLICT (k) DO UPDATE SET v = 'x'"))
+        with pytest.raises(PlanRefused, match="on u"):
+            c.execute(text(sql))
+    assert len(plan.writes) == 1
+
+
+def test_guards_run_before_the_writes_and_a_failing_one_writes_nothing(engine: Engine) -> None:
+    seen: list[str] = []
+    with engine.connect() as c, planning(_raw(c)) as plan:
+        c.execute(text("UPDATE t SET v = 'uno' WHERE k = 1"))
+        c.rollback()
+
+    def guard(raw: object) -> None:
+        seen.append("guard")
+        raise ReplayMismatch("what the plan read has changed")
+
+    plan.guards["t"] = guard
+    with pytest.raises(ReplayMismatch, match="has changed"), engine.begin() as c:
+        replay(_raw(c), plan)
+    assert seen == ["guard"]
+    assert _rows(engine) == [(1, "one"), (2, "two")]
+
+
+def test_a_rewound_plan_forgets_the_writes_after_its_mark(engine: Engine) -> None:
+    with engine.connect() as c, planning(_raw(c)) as plan:
+        c.execute(text("UPDATE t SET v = 'uno' WHERE k = 1"))
+        mark = plan.mark()
+        c.execute(text("UPDATE t SET v = 'dos' WHERE k = 2"))
+        plan.rewind(mark)
+        c.rollback()
+    with engine.begin() as c:
+        replay(_raw(c), plan)
+    assert _rows(engine) == [(1, "uno"), (2, "two")]

@@ -24,6 +24,13 @@ action would cost two statements on every action instead.
 Without a running committer (``start`` not called, or after ``stop``), :meth:`GroupCommit.run` runs
 the action alone in its own transaction, exactly as before; so does a call from the committer's own
 thread.
+
+Planned groups (SQLite, with a :class:`Planning`): SQLite lets one transaction write at a time, and
+a group holds the write lock for all of its actions' Python. A planned group runs first on a
+snapshot, without the lock, its writes recorded (jlis.planned); then, under the lock, only its
+guards and writes are replayed. An action the plan refuses (a statement it cannot defer, a read it
+cannot vouch for) or that fails is given up in the plan, with what it held, and runs after it the
+ordinary way; so does the whole group when its replay finds that what it read has changed.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.db import transaction
+from jlis.db import read_only, transaction
+from jlis.planned import PlanningConnection, PlanRefused, planning, replay
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +137,21 @@ class Grouper(Generic[J]):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Planning:
+    """How a :class:`GroupCommit` plans its groups (see the module's docstring). ``prepare`` replaces
+    the group commit's own on the plan's session; ``mark`` and ``rewind`` take and restore what the
+    session holds for the group, around each action (one that is given up leaves nothing);
+    ``finish`` replaces ``finish``, and returns what must still be written under the lock, after
+    the replay, in its transaction."""
+
+    tables: frozenset[str]  # the only tables a planned group may touch
+    prepare: Callable[[Session], None]
+    mark: Callable[[Session], Any]
+    rewind: Callable[[Session, Any], None]
+    finish: Callable[[Session], Callable[[Session], None]]
+
+
 @dataclass
 class _Job(Generic[T]):
     work: Callable[[Session], T]
@@ -148,16 +171,23 @@ class GroupCommit(Grouper[_Job[Any]]):
         max_group: int = 64,
         prepare: Callable[[Session], None] | None = None,
         finish: Callable[[Session], None] | None = None,
+        planning: Planning | None = None,
     ) -> None:
         """``prepare`` and ``finish`` run in each group's transaction, before its first action and
         after its last (e.g. to hold back rows the actions would write one by one and write them
-        in bulk); an action run alone gets neither."""
+        in bulk); an action run alone gets neither. With ``planning``, groups are planned where
+        the database allows it (SQLite)."""
         super().__init__(name=name, max_group=max_group)
         self.factory = factory
         self.prepare = prepare
         self.finish = finish
+        self.planning = planning
         self.groups = 0  # committed groups and the actions in them, for tests and benchmarks
         self.actions = 0
+        self.planned_groups = 0  # of those, the planned ones and their actions
+        self.planned_actions = 0
+        self.given_up = 0  # actions a plan gave up (run after it the ordinary way)
+        self.replays_failed = 0  # planned groups whose replay found their reads changed
 
     def run(self, work: Callable[[Session], T]) -> T:
         """``work(session)``'s result once it is committed (or its exception, with nothing of it
@@ -169,6 +199,65 @@ class GroupCommit(Grouper[_Job[Any]]):
         return job.future.result(WAIT_SECONDS)
 
     def _run(self, jobs: Sequence[_Job[Any]]) -> None:
+        if self.planning is not None:
+            try:
+                jobs = self._planned(self.planning, jobs)
+            except BaseException as exc:  # interpreter shutdown: nobody waits forever
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                raise
+            if not jobs:
+                return
+        self._ordinary(jobs)
+
+    def _planned(self, how: Planning, jobs: Sequence[_Job[Any]]) -> Sequence[_Job[Any]]:
+        """Run the group planned; return the jobs that must still run the ordinary way."""
+        done: list[tuple[_Job[Any], Any]] = []
+        left: list[_Job[Any]] = []
+        with self.factory() as s:
+            read_only(s)
+            raw = s.connection().connection.driver_connection
+            if not isinstance(raw, PlanningConnection):  # PostgreSQL: its writers do not queue
+                self.planning = None
+                return jobs
+            try:
+                with planning(raw, how.tables) as plan:
+                    how.prepare(s)
+                    for job in jobs:
+                        at, held = plan.mark(), how.mark(s)
+                        try:
+                            done.append((job, job.work(s)))
+                        except Exception:  # refused by the plan, or failed: it runs again, alone
+                            plan.rewind(at)
+                            how.rewind(s, held)
+                            left.append(job)
+                    live = how.finish(s)
+            except PlanRefused as why:
+                log.debug("%s: group not planned: %s", self.name, why)
+                return jobs
+            finally:
+                s.rollback()
+        if not done:
+            return jobs
+        try:
+            with transaction(self.factory) as w:
+                replay(w.connection().connection.driver_connection, plan)
+                live(w)
+        except Exception as why:  # nothing of it is written: the guards failed, or the commit
+            log.debug("%s: planned group not replayed: %s", self.name, why)
+            self.replays_failed += 1
+            return jobs
+        self.groups += 1
+        self.actions += len(done)
+        self.planned_groups += 1
+        self.planned_actions += len(done)
+        self.given_up += len(left)
+        for job, value in done:
+            job.future.set_result(value)
+        return left
+
+    def _ordinary(self, jobs: Sequence[_Job[Any]]) -> None:
         results: list[Any] = []
         failed: BaseException | None = None
         try:
@@ -196,7 +285,7 @@ class GroupCommit(Grouper[_Job[Any]]):
             # error included), then the rest as a group.
             for part in (jobs[:i], jobs[i : i + 1], jobs[i + 1 :]):
                 if part:
-                    self._run(part)
+                    self._ordinary(part)
             return
         except Exception as exc:  # the commit failed: nothing of the group is written
             if len(jobs) == 1:
@@ -206,7 +295,7 @@ class GroupCommit(Grouper[_Job[Any]]):
                 "%s: a group of %d failed to commit (%s); running each alone", self.name, len(jobs), exc
             )
             for job in jobs:
-                self._run([job])
+                self._ordinary([job])
             return
         except BaseException as exc:  # interpreter shutdown: nobody waits forever
             for job in jobs:

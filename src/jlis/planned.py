@@ -15,15 +15,21 @@ what it wrote there itself (:func:`merge_reads`). The replay checks that
 every statement touches as many rows as the plan was told; any difference raises
 :class:`ReplayMismatch`, and the caller's transaction rolls back.
 
+A plan may be limited to some tables (``allowed``): any statement that names another refuses it,
+so a caller whose reads are guarded only for those tables cannot be misled by the others. Checks
+that must see the live database (:attr:`Plan.guards`: "nothing changed what the plan read") run
+first at replay, under the write lock, and may raise :class:`ReplayMismatch`.
+
 Every SQLite connection made by :func:`jlis.db.make_engine` is a :class:`PlanningConnection`; one
 that is not planning runs its statements as usual.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +39,40 @@ _WRITE = re.compile(
 )
 _READ = re.compile(r"\s*(?:SELECT|WITH)\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
+# The tables a statement names (with _WRITE's): after FROM, JOIN or INTO, and the rest of a comma list
+# after FROM ("FROM a, b AS x"); an alias is any word but a keyword that can follow a table.
+_FOLLOWS = (
+    "JOIN|WHERE|ON|LEFT|RIGHT|INNER|OUTER|CROSS|FULL|ORDER|GROUP|LIMIT|"
+    "SET|VALUES|UNION|INDEXED|DEFAULT|SELECT"
+)
+_ALIAS = rf"(?:\s+(?:AS\s+)?(?!(?:{_FOLLOWS})\b)\w+)?"
+_TABLE = rf'"?\w+"?{_ALIAS}'
+_NAMED = re.compile(rf"\b(?:FROM|JOIN|INTO)\s+({_TABLE}(?:\s*,\s*{_TABLE})*)", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What :meth:`Plan.run` needs to know of a statement."""
+
+    written: str | None  # the table an INSERT, UPDATE or DELETE writes
+    reads: bool
+    returning: bool
+    named: frozenset[str]  # every table it names
+
+
+@functools.lru_cache(maxsize=2048)
+def _shape(sql: str) -> _Shape:
+    """A statement's shape, worked out once per SQL text (a plan runs the same few statements)."""
+    written = _WRITE.match(sql)
+    named = {part.split()[0].strip('"') for m in _NAMED.finditer(sql) for part in m.group(1).split(",")}
+    if written is not None:
+        named.add(written.group(1))
+    return _Shape(
+        written.group(1) if written else None,
+        _READ.match(sql) is not None,
+        _RETURNING.search(sql) is not None,
+        frozenset(named),
+    )
 
 
 class PlanRefused(Exception):
@@ -51,15 +91,19 @@ class Plan:
     writes: list[tuple[str, Any, bool, int]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
     merged: set[str] = field(default_factory=set)  # see merge_reads
+    allowed: frozenset[str] | None = None  # the only tables the plan may name (None: any)
+    # Run first at replay, each once (keyed so that a caller can register a check once per plan):
+    # each raises ReplayMismatch when what the plan read has changed since its snapshot.
+    guards: dict[object, Callable[[Any], None]] = field(default_factory=dict)
 
     def run(self, cursor: PlanningCursor, sql: str, params: Any, many: bool) -> None:
-        written = _WRITE.match(sql)
+        shape = _shape(sql)
+        if self.allowed is not None and not shape.named <= self.allowed:
+            name = min(shape.named - self.allowed)
+            raise PlanRefused(f"a statement on {name}, which this plan may not touch")
+        written = shape.written
         if written is None:
-            if (
-                self.tables
-                and _READ.match(sql)
-                and any(t in sql for t in self.tables if t not in self.merged)
-            ):
+            if self.tables and shape.reads and any(t in sql for t in self.tables if t not in self.merged):
                 raise PlanRefused("a read of a table this plan has written")
             cursor.told = None
             if many:
@@ -67,14 +111,23 @@ class Plan:
             else:
                 sqlite3.Cursor.execute(cursor, sql, params)
             return
-        if _RETURNING.search(sql):
+        if shape.returning:
             raise PlanRefused("a write with RETURNING")
         # Copies: a caller may reuse its parameter list or dict for the next statement.
         rows = [_copy(p) for p in params] if many else _copy(params)
         told = len(rows) if many else 1
         self.writes.append((sql, rows, many, told))
-        self.tables.add(written.group(1))
+        self.tables.add(written)
         cursor.told = told
+
+    def mark(self) -> int:
+        """A point to :meth:`rewind` to: the writes recorded so far."""
+        return len(self.writes)
+
+    def rewind(self, mark: int) -> None:
+        """Forget the writes recorded since ``mark`` (a part of the plan that is given up). The
+        tables they named stay counted as written: that can only refuse a later read."""
+        del self.writes[mark:]
 
 
 def _copy(params: Any) -> Any:
@@ -125,11 +178,12 @@ class PlanningConnection(sqlite3.Connection):
 
 
 @contextmanager
-def planning(raw: Any) -> Iterator[Plan]:
-    """Record the writes made on the sqlite3 connection ``raw`` while the block runs."""
+def planning(raw: Any, allowed: frozenset[str] | None = None) -> Iterator[Plan]:
+    """Record the writes made on the sqlite3 connection ``raw`` while the block runs (on the
+    tables ``allowed`` only, when given)."""
     if not isinstance(raw, PlanningConnection):
         raise PlanRefused("not a planning connection")
-    plan = raw.plan = Plan()
+    plan = raw.plan = Plan(allowed=allowed)
     try:
         yield plan
     finally:
@@ -146,8 +200,15 @@ def merge_reads(raw: Any, table: str) -> None:
         plan.merged.add(table)
 
 
+def current(raw: Any) -> Plan | None:
+    """The plan being recorded on ``raw``, if any."""
+    return getattr(raw, "plan", None)
+
+
 def replay(raw: Any, plan: Plan) -> None:
-    """Run the plan's writes on ``raw``, in the caller's (writing) transaction."""
+    """Run the plan's guards, then its writes, on ``raw``, in the caller's (writing) transaction."""
+    for guard in plan.guards.values():
+        guard(raw)
     cursor = raw.cursor()
     try:
         for sql, params, many, told in plan.writes:

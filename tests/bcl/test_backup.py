@@ -29,7 +29,7 @@ from jlis.clock import FixedClock
 from jlis.db import Base, make_engine, make_session_factory, transaction
 from jlis.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from jlis.registry import Placement
-from jlis.registry.tables import HouseholdRow, ResidentRow
+from jlis.registry.tables import HouseholdRow, RegisterVersionRow, ResidentRow
 
 from .conftest import AGENCY, CHIYODA, OPERATOR, SHINJUKU, BclWorld, staff
 
@@ -49,6 +49,12 @@ def rows_of(factory: sessionmaker[Session], lg_code: str) -> dict[str, list[tupl
                 stmt = select(table).where(table.c.lg_code == lg_code)
             out[table.name] = [tuple(r) for r in s.execute(stmt.order_by(table.c.id))]
     return out
+
+
+def register_version(factory: sessionmaker[Session], lg_code: str) -> int | None:
+    with factory() as s:
+        row = s.get(RegisterVersionRow, lg_code)
+        return None if row is None else row.version
 
 
 def populate(world: BclWorld) -> None:
@@ -193,9 +199,12 @@ def test_restore_with_replace_repairs_a_damaged_register_and_the_register_goes_o
         assert first is not None
         first.family_name = "改竄"
     assert rows_of(bcl_world.factory, CHIYODA) != before
+    version = register_version(bcl_world.factory, CHIYODA)
     with backups(bcl_world, store) as b:
         b.restore_into(info.id, b.s, replace=True)
     assert rows_of(bcl_world.factory, CHIYODA) == before
+    if bcl_world.factory.kw["bind"].dialect.name == "sqlite":  # a counter group planned meanwhile
+        assert register_version(bcl_world.factory, CHIYODA) != version  # would not be replayed
     assert rows_of(bcl_world.factory, SHINJUKU)["reg_residents"]  # the other municipality untouched
     # new rows after a restore get fresh ids (PostgreSQL sequences moved past the restored ids)
     newcomer = bcl_world.person(CHIYODA, banchi="8番8号")

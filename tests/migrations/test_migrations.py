@@ -97,3 +97,42 @@ def test_downgrade_removes_everything(database_url: str) -> None:
     with engine.connect() as conn:
         assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
     engine.dispose()
+
+
+def test_households_become_autoincrement_on_sqlite_with_their_residents_kept(tmp_path: Path) -> None:
+    """0009 copies reg_households into an AUTOINCREMENT table (for the counters' reserved ids); the
+    residents that point at a household still do, and the foreign key still holds."""
+    url = f"sqlite:///{tmp_path / 'with-data.sqlite3'}"
+    upgrade(url, "0008")
+    engine = make_engine(url)
+    resident = (
+        "INSERT INTO reg_residents (id, lg_code, resident_code, my_number, household_id, relationship, "
+        "family_name, given_name, family_kana, given_kana, nationality, birth_date, sex, town_id, banchi, "
+        "address_text, resident_since, address_since, notified_on, status, last_reason, last_change_date, "
+        "version) VALUES (7, '131016', '12345678901', '123456789018', :hh, '世帯主', '山田', '太郎', "
+        "'ヤマダ', 'タロウ', 'JP', '1980-01-01', 'male', 't', '1', 'a', '2020-01-01', '2020-01-01', "
+        "'2020-01-01', 'active', 'initial', '2020-01-01', 0)"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO reg_households (id, lg_code, household_no, created_on) "
+                "VALUES (41, '131016', '0000000041', '2020-01-01')"
+            )
+        )
+        conn.execute(text(resident), {"hh": 41})
+    engine.dispose()
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT household_id FROM reg_residents WHERE id = 7")).scalar_one() == 41
+        assert (
+            conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'reg_households'")).scalar() == 41
+        )
+        assert (
+            "AUTOINCREMENT"
+            in conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'reg_households'")).scalar_one()
+        )
+    with pytest.raises(DBAPIError, match="FOREIGN KEY"), engine.begin() as conn:
+        conn.execute(text(resident.replace("(7,", "(8,")), {"hh": 999})
+    engine.dispose()

@@ -79,9 +79,40 @@ def hold_appends(session: Session) -> None:
 
 def write_held_appends(session: Session) -> None:
     """Append what was held since :func:`hold_appends`: one lock of each chain's head, one insert."""
-    held: dict[str, tuple[AuditLog, list[_Draft]]] = session.info.pop(_HELD, {})
+    write_appends(session, take_held_appends(session))
+
+
+HeldAppends = dict[str, tuple["AuditLog", list["_Draft"]]]
+
+
+def take_held_appends(session: Session) -> HeldAppends:
+    """What was held since :func:`hold_appends`, taken out of ``session`` unwritten (a planned group
+    of counter actions writes it in its replay's transaction: see jlis.registry.store)."""
+    held: HeldAppends = session.info.pop(_HELD, {})
+    return held
+
+
+def write_appends(session: Session, held: HeldAppends) -> None:
+    """Append ``held`` (from :func:`take_held_appends`) in ``session``'s transaction."""
     for log, drafts in held.values():
         log._write(session, drafts)
+
+
+def held_appends_mark(session: Session) -> dict[str, int]:
+    """How many entries each chain holds in ``session`` (see :func:`rewind_held_appends`)."""
+    held: HeldAppends = session.info.get(_HELD, {})
+    return {chain: len(drafts) for chain, (_, drafts) in held.items()}
+
+
+def rewind_held_appends(session: Session, mark: dict[str, int]) -> None:
+    """Drop the entries held since :func:`held_appends_mark` (a planned action that is given up)."""
+    held: HeldAppends = session.info.get(_HELD, {})
+    for chain in list(held):
+        kept = mark.get(chain, 0)
+        if kept:
+            del held[chain][1][kept:]
+        else:
+            del held[chain]
 
 
 @dataclass(frozen=True)

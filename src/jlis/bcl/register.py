@@ -34,8 +34,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
+from jlis.bulk import Bound
 from jlis.db import READ_ONLY, UtcDateTime
 from jlis.errors import RuleViolation
+from jlis.registry.store import register_written
 from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow, ResidentRow
 
 ACCESS_LOG = AuditLog("access")
@@ -331,6 +333,7 @@ def restore_rows(session: Session, lg_code: str, lines: Sequence[bytes], *, repl
         items = rows[table.name]
         for start in range(0, len(items), EXPORT_CHUNK):
             session.execute(insert(table), items[start : start + EXPORT_CHUNK])
+    register_written(session, Bound(session), lg_code)  # a counter group planned meanwhile must not replay
     if session.get_bind().dialect.name == "postgresql":
         # Rows came with their ids: move each id sequence past them, or the next insert would clash.
         for table in TABLES:

@@ -17,6 +17,7 @@ from jlis.bulk import Bound, Prepared, bulk_insert
 from jlis.messaging.tables import OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
+OUTBOX_TABLE = _OUTBOX.name
 _COLUMNS = ("message_id", "source", "destination", "topic", "key", "payload", "created_at", "attempts")
 # Prepared once: a counter action publishes one to three messages, for which COPY or SQLAlchemy's
 # per-statement machinery would cost more than the insert itself.
@@ -174,6 +175,18 @@ def release(session: Session) -> list[tuple[Message, dt.datetime]]:
     publishing writes to the outbox again. Nothing held is written: see :func:`write_held`."""
     held: list[tuple[Message, dt.datetime]] = session.info.pop(_HELD, [])
     return held
+
+
+def held_count(session: Session) -> int:
+    """How many messages ``session`` holds (see :func:`rewind_held`)."""
+    return len(session.info.get(_HELD, ()))
+
+
+def rewind_held(session: Session, count: int) -> None:
+    """Drop the messages held after the first ``count`` (a planned action that is given up)."""
+    held = session.info.get(_HELD)
+    if held is not None:
+        del held[count:]
 
 
 def write_held(

@@ -3,7 +3,10 @@ metadata from every package's tables."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from jlis.db import Base, import_all_tables, make_engine
 from jlis.migrate import include_object, render_item
@@ -29,9 +32,20 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _driver(connection: Connection) -> Any:
+    return connection.connection.driver_connection
+
+
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A table SQLite must copy (batch mode) is dropped while other tables' foreign keys
+            # point at it: checks are off while the migrations run (they cannot be turned off
+            # inside a transaction, so before it begins), and the whole database is checked once
+            # before the commit instead.
+            _driver(connection).execute("PRAGMA foreign_keys = OFF")
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
@@ -41,6 +55,12 @@ def run_migrations_online() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migrations broke foreign keys: {broken[:5]}")
+        if sqlite:
+            _driver(connection).execute("PRAGMA foreign_keys = ON")
     engine.dispose()
 
 

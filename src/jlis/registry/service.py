@@ -26,6 +26,7 @@ from jlis.errors import InvalidInput, NotFound, RuleViolation
 from jlis.masters import Geography, Municipality
 from jlis.messaging import Message, publish_many
 from jlis.messaging.outbox import new_message_id
+from jlis.planned import PlanRefused
 from jlis.registry import store
 from jlis.registry.events import (
     TOPIC_FUHYO,
@@ -133,17 +134,24 @@ T = TypeVar("T")
 
 
 def _action(
-    method: Callable[Concatenate[RegistryService, P], T],
+    method: Callable[Concatenate[RegistryService, P], T], *, plannable: bool = False
 ) -> Callable[Concatenate[RegistryService, P], T]:
     """One counter action (a change or an audited read): the rows it changed, its history rows and
     its messages are written when it returns, in the caller's transaction; if it raises, nothing
     of it is written (a caller that goes on after a refusal keeps no trace of it). An action that
-    calls another (特例転入 → 転入) writes once, at the end of the outer one."""
+    calls another (特例転入 → 転入) writes once, at the end of the outer one.
+
+    In a group planned on a snapshot (store.GroupPlan) only a ``plannable`` action runs: one that
+    reads only residents and households it reaches by id (and their households' members), so
+    that the plan's checks cover its reads, and inserts no resident (its id comes from the
+    database). Any other is refused, and the group commit runs it the ordinary way."""
 
     @functools.wraps(method)
     def run(self: RegistryService, /, *args: P.args, **kwargs: P.kwargs) -> T:
         self._depth += 1
         try:
+            if self._depth == 1:
+                self._enter(method.__name__, plannable)
             result = method(self, *args, **kwargs)
             if self._depth == 1:
                 self._write()
@@ -154,6 +162,13 @@ def _action(
                 self._forget()
 
     return run
+
+
+def _plannable_action(
+    method: Callable[Concatenate[RegistryService, P], T],
+) -> Callable[Concatenate[RegistryService, P], T]:
+    """An :func:`_action` a planned group may run."""
+    return _action(method, plannable=True)
 
 
 class RegistryService:
@@ -186,6 +201,18 @@ class RegistryService:
         self._messages: list[Message] = []
         self._now: dt.datetime | None = None
         self._bound: Bound | None = None
+        self._inserted = False  # the action inserted a resident or a household
+
+    def _enter(self, name: str, plannable: bool) -> None:
+        """A top-level action begins: in a planned group, check that it may run there, and give
+        its row sets the plan's checks."""
+        plan: store.GroupPlan | None = self.s.info.get(store.PLAN_KEY)
+        if plan is None:
+            return
+        if not plannable:
+            raise PlanRefused(f"{name} does not run in a planned group")
+        plan.enter(self._db, self.lg_code)
+        self._residents.plan = self._households.plan = plan
 
     def _send(self, destination: str, topic: str, key: str, payload: dict[str, object]) -> None:
         self._now = self.clock.now()
@@ -197,8 +224,10 @@ class RegistryService:
         """Kept for callers of the buffered version: every action now writes when it returns."""
 
     def _write(self) -> None:
-        self._households.write(self._db)
-        self._residents.write(self._db)
+        wrote = self._households.write(self._db)
+        wrote = self._residents.write(self._db) or wrote
+        if wrote or self._inserted:
+            store.register_written(self.s, self._db, self.lg_code)
         if self._history:
             held = self.s.info.get(store.HISTORY_HELD)
             if held is not None:  # a group commit writes them at its end (store.hold_changes)
@@ -224,10 +253,11 @@ class RegistryService:
         self._residents.forget()
         self._households.forget()
         self._history, self._messages = [], []
+        self._inserted = False
 
     # ------------------------------------------------------------------ reads (audited)
 
-    @_action
+    @_plannable_action
     def get(self, resident_id: int, *, purpose: str = "閲覧") -> ResidentView:
         row = self._row(resident_id)
         self._audit_read(row, purpose)
@@ -561,7 +591,7 @@ class RegistryService:
         )
         store.CERTIFICATES_OF_USED.run(self._db, {"lg": self.lg_code, "code": code})
 
-    @_action
+    @_plannable_action
     def record_relocation(
         self,
         resident_id: int,
@@ -613,7 +643,7 @@ class RegistryService:
         row.status, row.removed_on = Status.REMOVED, died_on
         return self._commit_change(row, ChangeReason.DEATH, died_on, notified, "死亡により消除")
 
-    @_action
+    @_plannable_action
     def record_name_change(
         self,
         resident_id: int,
@@ -660,7 +690,7 @@ class RegistryService:
         "former_surname_kana": "旧氏の振り仮名",
     }
 
-    @_action
+    @_plannable_action
     def record_correction(
         self, resident_id: int, fields: dict[str, str], *, reason: str, corrected_on: dt.date | None = None
     ) -> ResidentView:
@@ -733,6 +763,13 @@ class RegistryService:
             "head_resident_id": None,
             "created_on": created_on,
         }
+        self._inserted = True
+        plan: store.GroupPlan | None = self.s.info.get(store.PLAN_KEY)
+        if plan is not None:  # the id is reserved: the plan's replay writes the one it planned
+            hid = plan.household_ids.take()
+            values["household_no"] = f"{hid:010d}"
+            store.INSERT_HOUSEHOLD_WITH_ID.run(self._db, {"id": hid, **values})
+            return self._households.adopt((hid, *values.values()))
         (hid,) = store.INSERT_HOUSEHOLD.rows(self._db, values)[0]
         hh = self._households.adopt((hid, *values.values()))
         hh.household_no = f"{hid:010d}"  # the number is the id: written with the action's other changes
@@ -923,6 +960,7 @@ class RegistryService:
             version=0,
         )
         (rid,) = store.INSERT_RESIDENT.rows(self._db, values)[0]
+        self._inserted = True
         return self._residents.adopt((rid, *(values[c] for c in RESIDENT_COLUMNS[1:])))
 
     def _certificate(self, row: Resident, planned_date: dt.date, special: bool) -> MoveOutCertificate:

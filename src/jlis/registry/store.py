@@ -12,23 +12,42 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from jlis.audit.service import hold_appends, write_held_appends
+from jlis.audit.service import (
+    held_appends_mark,
+    hold_appends,
+    rewind_held_appends,
+    take_held_appends,
+    write_appends,
+    write_held_appends,
+)
 from jlis.bulk import Bound, Prepared, bulk_insert
-from jlis.messaging.outbox import hold, release, write_held
-from jlis.registry.tables import HistoryRow, HouseholdRow, MoveOutCertificateRow, ResidentRow
+from jlis.messaging.outbox import OUTBOX_TABLE, held_count, hold, release, rewind_held, write_held
+from jlis.planned import Plan, PlanRefused, ReplayMismatch, current, merge_reads
+from jlis.registry.tables import (
+    HistoryRow,
+    HouseholdRow,
+    MoveOutCertificateRow,
+    RegisterVersionRow,
+    ResidentRow,
+)
 
 RESIDENTS = cast(Table, ResidentRow.__table__)
 HOUSEHOLDS = cast(Table, HouseholdRow.__table__)
 HISTORY = cast(Table, HistoryRow.__table__)
 CERTIFICATES = cast(Table, MoveOutCertificateRow.__table__)
+VERSIONS = cast(Table, RegisterVersionRow.__table__)
 
 
 @dataclass(eq=False, slots=True)
@@ -97,6 +116,7 @@ class RowSet(Generic[R]):
         self._values = attrgetter(*self.columns)
         self.rows: dict[int, R] = {}
         self.saved: dict[int, tuple[Any, ...]] = {}
+        self.plan: GroupPlan | None = None  # the planned group the current action belongs to
 
     def adopt(self, values: Sequence[Any]) -> R:
         """The object for a row read from the database (``values`` in column order); a row already
@@ -104,14 +124,17 @@ class RowSet(Generic[R]):
         held = self.rows.get(values[0])
         if held is not None:
             return held
+        if self.plan is not None:
+            self.plan.read(self.table, values)
         row = self.make(*values)
         self.rows[row.id] = row
         self.saved[row.id] = tuple(values)
         return row
 
-    def write(self, session: Session | Bound) -> None:
+    def write(self, session: Session | Bound) -> bool:
         """One UPDATE per changed row, of the changed columns only (SQLite rewrites an index only
-        when its columns are in the SET list)."""
+        when its columns are in the SET list). True when a row was written."""
+        wrote = False
         for rid, row in self.rows.items():
             now = self._values(row)
             before = self.saved[rid]
@@ -124,11 +147,16 @@ class RowSet(Generic[R]):
                 params = {f"v_{c}": getattr(row, c) for c in changed}
                 params["k_id"] = rid
                 self._update(changed).run(session, params)
+                wrote = True
+                if self.plan is not None:
+                    self.plan.wrote(self.table, now, before)
             self.saved[rid] = now
+        return wrote
 
     def forget(self) -> None:
         self.rows.clear()
         self.saved.clear()
+        self.plan = None
 
     def _update(self, columns: tuple[str, ...]) -> Prepared:
         return _update_statement(self.table, columns)
@@ -192,8 +220,10 @@ INSERT_HOUSEHOLD = Prepared(insert(HOUSEHOLDS).returning(_h.id), keys=HOUSEHOLD_
 HISTORY_COLUMNS = tuple(c.name for c in HISTORY.columns if c.name != "id")
 INSERT_HISTORY = Prepared(insert(HISTORY).inline(), keys=HISTORY_COLUMNS)
 
-# Session.info key: history rows the group commit writes at its end (see hold_changes).
+# Session.info keys: history rows the group commit writes at its end, and the municipalities whose
+# register versions it bumps there (see hold_changes, register_written).
 HISTORY_HELD = "jlis.registry.history_held"
+WRITTEN_HELD = "jlis.registry.written_held"
 
 
 def hold_changes(session: Session) -> None:
@@ -203,6 +233,7 @@ def hold_changes(session: Session) -> None:
     locks the access log's head only at its end (jlis.audit.hold_appends). Nothing in a counter
     action reads back the history, the outbox or the access log it has just written."""
     session.info[HISTORY_HELD] = []
+    session.info[WRITTEN_HELD] = set()
     hold(session)
     hold_appends(session)
 
@@ -213,7 +244,210 @@ def write_held_changes(session: Session) -> None:
     bulk_insert(session, HISTORY, rows)
     held = release(session)
     write_held(session, held, [None] * len(held))
+    _write_held_versions(session)
     write_held_appends(session)
+
+
+# ------------------------------------------------------------------ planned groups (SQLite)
+
+# What a planned group of counter actions may touch (jlis.planned refuses any other table): the
+# registers' residents and households, which its guards cover, and what it only appends to.
+PLANNED_TABLES = frozenset({RESIDENTS.name, HOUSEHOLDS.name, HISTORY.name, VERSIONS.name, OUTBOX_TABLE})
+PLAN_KEY = "jlis.registry.plan"  # Session.info: the GroupPlan of a planned group
+
+_v = VERSIONS.c
+READ_VERSION = Prepared(select(_v.version).where(_v.lg_code == bindparam("lg")))
+BUMP_VERSION = Prepared(
+    sqlite.insert(VERSIONS)
+    .values(lg_code=bindparam("lg"), version=1)
+    .on_conflict_do_update(index_elements=[_v.lg_code], set_={"version": _v.version + 1})
+)
+_HOUSEHOLD_OF = RESIDENT_COLUMNS.index("household_id")
+
+
+def register_written(session: Session, bound: Bound, lg_code: str) -> None:
+    """Count a write of the register of ``lg_code`` (its residents or households), in the writer's
+    transaction, for :class:`GroupPlan`'s guard: at once, or once per municipality at the end of a
+    group of counter actions (:func:`hold_changes`). On SQLite only, where groups are planned: on
+    PostgreSQL the row would be a lock that every counter transaction of the municipality waits for."""
+    held: set[str] | None = session.info.get(WRITTEN_HELD)
+    if held is not None:
+        held.add(lg_code)
+    elif bound.dialect.name == "sqlite":
+        BUMP_VERSION.run(bound, {"lg": lg_code})
+
+
+def _write_held_versions(session: Session) -> None:
+    held: set[str] = session.info.pop(WRITTEN_HELD, set())
+    if held:
+        bound = Bound(session)
+        for lg_code in sorted(held):
+            register_written(session, bound, lg_code)
+
+
+INSERT_HOUSEHOLD_WITH_ID = Prepared(insert(HOUSEHOLDS).inline(), keys=HOUSEHOLD_COLUMNS)
+
+
+class HouseholdIds:
+    """Ids for the households that planned groups found, reserved in blocks: a plan cannot take
+    an id from the database (``RETURNING``) and its replay must write the id the plan's history
+    and messages already carry. On SQLite reg_households is AUTOINCREMENT, so a block reserved by
+    moving sqlite_sequence on is never handed out by an ordinary insert; ids a plan took and did
+    not replay are skipped, as a rolled-back insert's are."""
+
+    BLOCK = 200
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._next = self._end = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            if self._next >= self._end:
+                self._next, self._end = self._reserve()
+            self._next += 1
+            return self._next - 1
+
+    def _reserve(self) -> tuple[int, int]:
+        """A block of ids, in a transaction of its own (the plan's is a snapshot)."""
+        with self.engine.begin() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'reg_households'"
+            ).scalar()
+            if found is None:  # nothing was ever inserted
+                start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM reg_households").scalar_one()
+                conn.exec_driver_sql(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('reg_households', ?)",
+                    (start + self.BLOCK,),
+                )
+            else:
+                start = found
+                conn.exec_driver_sql(
+                    "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'reg_households'", (self.BLOCK,)
+                )
+        return start + 1, start + 1 + self.BLOCK
+
+
+_HOUSEHOLD_IDS: weakref.WeakKeyDictionary[Engine, HouseholdIds] = weakref.WeakKeyDictionary()
+_HOUSEHOLD_IDS_LOCK = threading.Lock()
+
+
+def household_ids(engine: Engine) -> HouseholdIds:
+    """The process's reserved household ids for the database of ``engine``."""
+    with _HOUSEHOLD_IDS_LOCK:
+        ids = _HOUSEHOLD_IDS.get(engine)
+        if ids is None:
+            ids = _HOUSEHOLD_IDS[engine] = HouseholdIds(engine)
+        return ids
+
+
+class GroupPlan:
+    """A group of counter actions run on a snapshot with its writes recorded (jlis.planned; see
+    counter_planning). Its reads are those of a serial run if
+
+    - no one else wrote a register it read since the snapshot: the version of each municipality
+      it reads (:func:`register_written`) is read once in the snapshot, and a guard checks it at
+      replay, under the write lock;
+    - no action read a resident or household that an earlier action of the group changed, which
+      the snapshot does not show: each row read is checked against what the earlier actions
+      wrote. A resident counts with its household (old and new), so that a household's members,
+      read by a query on the household, count too. Such an action is refused (PlanRefused): the
+      group commit runs it after the plan, the ordinary way.
+    """
+
+    __slots__ = ("household_ids", "plan", "written")
+
+    def __init__(self, plan: Plan, household_ids: HouseholdIds) -> None:
+        self.plan = plan
+        self.household_ids = household_ids
+        self.written: set[tuple[str, int]] = set()
+
+    def enter(self, bound: Bound, lg_code: str) -> None:
+        """An action of ``lg_code`` begins: note that register's version, once per plan."""
+        key = (VERSIONS.name, lg_code)
+        if key in self.plan.guards:
+            return
+        found = READ_VERSION.first(bound, {"lg": lg_code})
+        seen = None if found is None else found[0]
+
+        def unchanged(raw: Any) -> None:
+            cur = raw.cursor()
+            try:
+                now = cur.execute("SELECT version FROM reg_versions WHERE lg_code = ?", (lg_code,)).fetchone()
+            finally:
+                cur.close()
+            if (None if now is None else now[0]) != seen:
+                raise ReplayMismatch(f"the register of {lg_code} was written since the plan's snapshot")
+
+        self.plan.guards[key] = unchanged
+
+    def _keys(self, table: Table, values: Sequence[Any]) -> tuple[tuple[str, int], ...]:
+        if table is RESIDENTS:
+            return (("r", values[0]), ("h", values[_HOUSEHOLD_OF]))
+        return (("h", values[0]),)
+
+    def read(self, table: Table, values: Sequence[Any]) -> None:
+        written = self.written
+        if written and any(k in written for k in self._keys(table, values)):
+            raise PlanRefused(f"a read of a row of {table.name} an earlier action of the group changed")
+
+    def wrote(self, table: Table, now: Sequence[Any], before: Sequence[Any]) -> None:
+        self.written.update(self._keys(table, now))
+        self.written.update(self._keys(table, before))
+
+
+def plan_changes(session: Session) -> None:
+    """:func:`hold_changes`, for a group planned on ``session``'s snapshot."""
+    hold_changes(session)
+    raw = Bound(session).dbapi
+    plan = current(raw)
+    if plan is None:
+        raise PlanRefused("the session is not planning")
+    # The service's reads of these tables are checked by the GroupPlan instead (jlis.planned).
+    for table in (RESIDENTS.name, HOUSEHOLDS.name, VERSIONS.name):
+        merge_reads(raw, table)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    session.info[PLAN_KEY] = GroupPlan(plan, household_ids(engine))
+
+
+def held_mark(session: Session) -> tuple[int, int, dict[str, int], frozenset[tuple[str, int]]]:
+    """What a planned group holds so far (see :func:`rewind_held_changes`)."""
+    plan: GroupPlan = session.info[PLAN_KEY]
+    return (
+        len(session.info[HISTORY_HELD]),
+        held_count(session),
+        held_appends_mark(session),
+        frozenset(plan.written),
+    )
+
+
+def rewind_held_changes(
+    session: Session, mark: tuple[int, int, dict[str, int], frozenset[tuple[str, int]]]
+) -> None:
+    """Drop what the group's actions held since ``mark``: an action given up in a plan."""
+    history, messages, appends, written = mark
+    del session.info[HISTORY_HELD][history:]
+    rewind_held(session, messages)
+    rewind_held_appends(session, appends)
+    plan: GroupPlan = session.info[PLAN_KEY]
+    plan.written = set(written)
+
+
+def write_planned_changes(session: Session) -> Callable[[Session], None]:
+    """:func:`write_held_changes` in a plan: the history rows and messages are written (recorded),
+    and the access log's entries are returned as a writer for the replay's transaction, since each
+    is chained to the live head of its chain."""
+    rows: list[dict[str, Any]] = session.info.pop(HISTORY_HELD, [])
+    bulk_insert(session, HISTORY, rows)
+    held = release(session)
+    write_held(session, held, [None] * len(held))
+    _write_held_versions(session)
+    appends = take_held_appends(session)
+    session.info.pop(PLAN_KEY, None)
+    return lambda live: write_appends(live, appends)
+
 
 _c = CERTIFICATES.c
 CERTIFICATE_COLUMNS = tuple(c.name for c in CERTIFICATES.columns if c.name != "id")

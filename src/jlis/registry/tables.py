@@ -18,7 +18,9 @@ class HouseholdRow(Base):
     household_no: Mapped[str] = mapped_column(String(16))
     head_resident_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_on: Mapped[dt.date] = mapped_column(Date)
-    __table_args__ = (UniqueConstraint("lg_code", "household_no"),)
+    # AUTOINCREMENT on SQLite: an id is never handed out again, and sqlite_sequence lets a planned
+    # group of counter actions reserve ids for the households it founds (store.HouseholdIds).
+    __table_args__ = (UniqueConstraint("lg_code", "household_no"), {"sqlite_autoincrement": True})
 
 
 class ResidentRow(Base):
@@ -96,3 +98,13 @@ class MoveOutCertificateRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12))  # issued | received | used
     __table_args__ = (UniqueConstraint("lg_code", "direction", "certificate_no"),)
+
+
+class RegisterVersionRow(Base):
+    """How many times each municipality's register (its residents and households) was written, on
+    SQLite only: a group of counter actions planned on a snapshot checks at replay that no one
+    else wrote the registers it read meanwhile (jlis.registry.store.GroupPlan)."""
+
+    __tablename__ = "reg_versions"
+    lg_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
