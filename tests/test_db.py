@@ -226,6 +226,71 @@ def test_a_commit_checkpoints_a_large_wal_after_releasing_the_lock(
     assert busy == 0 and log == done  # everything was copied back
 
 
+def _wal_frames(engine: Engine) -> int:
+    """The frames in the WAL now (a PASSIVE checkpoint reports them)."""
+    raw = sqlite3.connect(str(engine.url.database))
+    try:
+        return int(raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        raw.close()
+
+
+def _reader_in_the_wal(engine: Engine, seconds: float) -> threading.Thread:
+    """Another connection reading a snapshot that is in the WAL, for ``seconds``."""
+    started = threading.Event()
+
+    def read() -> None:
+        raw = sqlite3.connect(str(engine.url.database), isolation_level=None)
+        raw.execute("BEGIN")
+        raw.execute("SELECT count(*) FROM t").fetchone()
+        started.set()
+        time.sleep(seconds)
+        raw.execute("ROLLBACK")
+        raw.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert started.wait(5)
+    return thread
+
+
+@pytest.mark.parametrize("reader_seconds", [0.05, 3.0])
+def test_a_wal_past_the_restart_mark_starts_over_once_its_readers_are_done(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, reader_seconds: float
+) -> None:
+    """A PASSIVE checkpoint cannot start the WAL over while a reader's snapshot is in it. Past
+    RESTART_BYTES the checkpoint waits for such readers, up to RESTART_WAIT_SECONDS, and the WAL
+    starts over; a reader that takes longer costs only the attempt, and the writers go on."""
+    writer = sqlite_writer(engine)
+    assert writer is not None
+    factory = make_session_factory(engine)
+    for n in range(20):
+        with transaction(factory) as s:
+            s.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+    before = _wal_frames(engine)
+    monkeypatch.setattr("jlis.db.CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr("jlis.db.RESTART_BYTES", 1)
+    monkeypatch.setattr("jlis.db.RESTART_WAIT_SECONDS", 0.5)
+    reader = _reader_in_the_wal(engine, reader_seconds)
+    started = time.monotonic()
+    with transaction(factory) as s:
+        s.execute(text("INSERT INTO t VALUES (100)"))
+    took = time.monotonic() - started
+    reader.join()
+    monkeypatch.setattr("jlis.db.CHECKPOINT_BYTES", 10**12)
+    with transaction(factory) as s:  # the next write: at the WAL's start if it started over
+        s.execute(text("INSERT INTO t VALUES (101)"))
+    assert writer.checkpoints == 1
+    if reader_seconds < 0.5:
+        assert writer.restarts == 1
+        assert _wal_frames(engine) < before
+    else:
+        assert writer.restarts == 0
+        assert 0.5 <= took < 2.5  # gave up after the wait, not after the reader
+    with engine.connect() as c:  # the wait was on this process's connection only: restored
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
 _SQLITE = sqlite.dialect()
 _OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda m: dt.timezone(dt.timedelta(minutes=m))

@@ -47,7 +47,7 @@ from typing import Any, Generic, Self, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.db import read_only, transaction
-from jlis.planned import PlanningConnection, PlanRefused, planning, replay
+from jlis.planned import PlanningConnection, planning, replay
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class GroupCommit(Grouper[_Job[Any]]):
                             how.rewind(s, held)
                             left.append(job)
                     live = how.finish(s)
-            except PlanRefused as why:
+            except Exception as why:  # refused as a whole, or the snapshot failed: nothing is lost
                 log.debug("%s: group not planned: %s", self.name, why)
                 return jobs
             finally:

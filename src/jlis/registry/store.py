@@ -240,12 +240,21 @@ def hold_changes(session: Session) -> None:
 
 def write_held_changes(session: Session) -> None:
     """Write what the actions held since :func:`hold_changes`, in the order they made it."""
+    _write_held_rows(session)
+    write_held_appends(session)
+
+
+def _write_held_rows(session: Session) -> None:
+    """The held history rows and messages, and the versions of the registers written."""
     rows: list[dict[str, Any]] = session.info.pop(HISTORY_HELD, [])
     bulk_insert(session, HISTORY, rows)
     held = release(session)
     write_held(session, held, [None] * len(held))
-    _write_held_versions(session)
-    write_held_appends(session)
+    held_versions: set[str] = session.info.pop(WRITTEN_HELD, set())
+    if held_versions:
+        bound = Bound(session)
+        for lg_code in sorted(held_versions):
+            register_written(session, bound, lg_code)
 
 
 # ------------------------------------------------------------------ planned groups (SQLite)
@@ -275,14 +284,6 @@ def register_written(session: Session, bound: Bound, lg_code: str) -> None:
         held.add(lg_code)
     elif bound.dialect.name == "sqlite":
         BUMP_VERSION.run(bound, {"lg": lg_code})
-
-
-def _write_held_versions(session: Session) -> None:
-    held: set[str] = session.info.pop(WRITTEN_HELD, set())
-    if held:
-        bound = Bound(session)
-        for lg_code in sorted(held):
-            register_written(session, bound, lg_code)
 
 
 INSERT_HOUSEHOLD_WITH_ID = Prepared(insert(HOUSEHOLDS).inline(), keys=HOUSEHOLD_COLUMNS)
@@ -439,11 +440,7 @@ def write_planned_changes(session: Session) -> Callable[[Session], None]:
     """:func:`write_held_changes` in a plan: the history rows and messages are written (recorded),
     and the access log's entries are returned as a writer for the replay's transaction, since each
     is chained to the live head of its chain."""
-    rows: list[dict[str, Any]] = session.info.pop(HISTORY_HELD, [])
-    bulk_insert(session, HISTORY, rows)
-    held = release(session)
-    write_held(session, held, [None] * len(held))
-    _write_held_versions(session)
+    _write_held_rows(session)
     appends = take_held_appends(session)
     session.info.pop(PLAN_KEY, None)
     return lambda live: write_appends(live, appends)
