@@ -36,15 +36,19 @@ class Counter:
     @contextmanager
     def service(self, lg_code: str | None = None) -> Iterator[RegistryService]:
         with self.factory() as s, s.begin():
-            yield RegistryService(
-                s,
-                lg_code=lg_code or self.lg_code,
-                clock=self.clock,
-                geography=self.geo,
-                numbers=NumberAuthority(s, SECRET, self.clock),
-                rng=self.rng,
-                staff="staff-test",
-            )
+            yield self.service_on(s, lg_code)
+
+    def service_on(self, s: Session, lg_code: str | None = None) -> RegistryService:
+        """The counter's service on a session the caller holds (a group commit's, say)."""
+        return RegistryService(
+            s,
+            lg_code=lg_code or self.lg_code,
+            clock=self.clock,
+            geography=self.geo,
+            numbers=NumberAuthority(s, SECRET, self.clock),
+            rng=self.rng,
+            staff="staff-test",
+        )
 
     def town(self, lg_code: str | None = None, index: int = 0) -> str:
         return self.geo.towns(lg_code or self.lg_code)[index].town_id

@@ -11,28 +11,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.codes import NumberAuthority
 from jlis.errors import RuleViolation
 from jlis.messaging.tables import OutboxRow
-from jlis.registry import Placement, RegistryService
+from jlis.registry import Placement
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
 from jlis.registry.tables import HistoryRow
 
-from .conftest import SECRET, Counter
-
-
-def _service(s: Session, counter: Counter) -> RegistryService:
-    return RegistryService(
-        s,
-        lg_code=counter.lg_code,
-        clock=counter.clock,
-        geography=counter.geo,
-        numbers=NumberAuthority(s, SECRET, counter.clock),
-        rng=counter.rng,
-        staff="staff-test",
-    )
+from .conftest import Counter
 
 
 def test_a_group_writes_history_and_messages_in_action_order(
@@ -52,7 +39,7 @@ def test_a_group_writes_history_and_messages_in_action_order(
         placement = Placement(counter.town(index=i + 1), f"{i + 1}番")
         today = counter.clock.today()
         return desk.run(
-            lambda s: _service(s, counter).record_relocation(people[i].id, placement, moved_on=today)
+            lambda s: counter.service_on(s).record_relocation(people[i].id, placement, moved_on=today)
         )
 
     try:
@@ -104,7 +91,7 @@ def test_a_groups_audited_reads_reach_the_access_log_at_its_end(
     seen_inside: list[int] = []
 
     def read_both(s: Session) -> None:
-        svc = _service(s, counter)
+        svc = counter.service_on(s)
         for p in people:
             svc.get(p.id, purpose="異動処理")
         seen_inside.append(len([e for e in ACCESS_LOG.entries(s) if e.subject in codes]))

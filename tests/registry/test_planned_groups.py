@@ -11,34 +11,21 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.codes import NumberAuthority
 from jlis.groupcommit import GroupCommit, _Job
 from jlis.messaging.tables import OutboxRow
-from jlis.registry import PersonName, Placement, RegistryService, ResidentView, Sex
+from jlis.registry import PersonName, Placement, ResidentView, Sex
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.service import ACCESS_LOG, NewPerson
 from jlis.registry.store import HouseholdIds
 from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
 
-from .conftest import SECRET, Counter
+from .conftest import Counter
 
 
 @pytest.fixture
 def sqlite_only(engine: Any) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("groups are planned on SQLite only (PostgreSQL's writers do not queue)")
-
-
-def _service(s: Session, counter: Counter) -> RegistryService:
-    return RegistryService(
-        s,
-        lg_code=counter.lg_code,
-        clock=counter.clock,
-        geography=counter.geo,
-        numbers=NumberAuthority(s, SECRET, counter.clock),
-        rng=counter.rng,
-        staff="staff-test",
-    )
 
 
 def _group(desk: GroupCommit, works: list[Callable[[Session], Any]]) -> list[Any]:
@@ -50,7 +37,7 @@ def _group(desk: GroupCommit, works: list[Callable[[Session], Any]]) -> list[Any
 
 def _relocate(counter: Counter, who: ResidentView, town: int, banchi: str) -> Callable[[Session], Any]:
     today = counter.clock.today()
-    return lambda s: _service(s, counter).record_relocation(
+    return lambda s: counter.service_on(s).record_relocation(
         who.id, Placement(counter.town(index=town), banchi), moved_on=today
     )[0]
 
@@ -73,7 +60,7 @@ def test_a_planned_group_writes_what_a_serial_run_would(
     today = counter.clock.today()
 
     def rename(s: Session) -> ResidentView:
-        svc = _service(s, counter)
+        svc = counter.service_on(s)
         current = svc.get(people[2].id, purpose="異動処理")
         name = PersonName("佐藤", current.name.given, "サトウ", current.name.given_kana)
         return svc.record_name_change(people[2].id, name, changed_on=today, cause="婚姻")
@@ -82,7 +69,7 @@ def test_a_planned_group_writes_what_a_serial_run_would(
         desk,
         [
             _relocate(counter, people[0], 1, "3番"),
-            lambda s: _service(s, counter).record_correction(
+            lambda s: counter.service_on(s).record_correction(
                 people[1].id, {"banchi": "9番地"}, reason="誤記"
             ),
             rename,
@@ -139,7 +126,7 @@ def test_a_member_of_a_household_an_earlier_action_changed_is_read_after_the_pla
         desk,
         [
             _relocate(counter, head, 1, "7番"),
-            lambda s: _service(s, counter).record_correction(child.id, {"banchi": "8番地"}, reason="誤記"),
+            lambda s: counter.service_on(s).record_correction(child.id, {"banchi": "8番地"}, reason="誤記"),
         ],
     )
     assert (desk.planned_actions, desk.given_up) == (1, 1)
@@ -159,7 +146,7 @@ def test_a_write_by_another_process_since_the_snapshot_makes_the_group_run_the_o
     meddled: list[bool] = []
 
     def relocate_while_another_writes(s: Session) -> ResidentView:
-        (view,) = _service(s, counter).record_relocation(
+        (view,) = counter.service_on(s).record_relocation(
             a.id, Placement(counter.town(index=1), "10番"), moved_on=today
         )
         if not meddled:
@@ -168,7 +155,7 @@ def test_a_write_by_another_process_since_the_snapshot_makes_the_group_run_the_o
                 other.record_correction(b.id, {"banchi": "11番地"}, reason="誤記")
         return view
 
-    moved, read = _group(desk, [relocate_while_another_writes, lambda s: _service(s, counter).get(b.id)])
+    moved, read = _group(desk, [relocate_while_another_writes, lambda s: counter.service_on(s).get(b.id)])
     assert desk.replays_failed == 1 and desk.planned_groups == 0
     assert moved.version == a.version + 1
     assert read.address.banchi == "11番地" and read.version == b.version + 1
@@ -186,7 +173,7 @@ def test_an_action_a_plan_cannot_run_runs_after_it(
     results = _group(
         desk,
         [
-            lambda s: _service(s, counter).record_birth(
+            lambda s: counter.service_on(s).record_birth(
                 NewPerson(PersonName("山田", "赤子", "ヤマダ", "アカゴ"), born, Sex.FEMALE),
                 household_id=mother.household_id,
             ),
@@ -207,7 +194,7 @@ def test_a_refused_action_of_a_planned_group_fails_alone_leaving_nothing(
         entries = len(ACCESS_LOG.entries(s))
 
     def read_then_refuse(s: Session) -> None:
-        svc = _service(s, counter)
+        svc = counter.service_on(s)
         svc.get(a.id, purpose="異動処理")  # held for the access log, then given up with the action
         svc.record_correction(a.id, {}, reason="誤記")  # no item: refused
 
