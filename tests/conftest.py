@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,14 +76,24 @@ def _postgres_engine() -> Engine:
     return _pg_engine
 
 
+@contextmanager
+def sqlite_engine(path: Path) -> Iterator[Engine]:
+    """A fresh SQLite database at ``path`` with every table."""
+    import_all_tables()
+    eng = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     import_all_tables()
     if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'test.sqlite3'}")
-        Base.metadata.create_all(eng)
-        yield eng
-        eng.dispose()
+        with sqlite_engine(tmp_path / "test.sqlite3") as eng:
+            yield eng
         return
     require_or_skip(bool(POSTGRES_URL), "PostgreSQL (JLIS_TEST_POSTGRES_URL)")
     eng = _postgres_engine()

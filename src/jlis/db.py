@@ -247,10 +247,12 @@ class SqliteWriter:
         if size < CHECKPOINT_BYTES:
             return
         self._next_checkpoint = time.monotonic() + 1.0
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
         if size < RESTART_BYTES:
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
             return
+        # Most of the WAL is copied now, with the writers going on; what the restart copies under
+        # the lock is only what they wrote meanwhile.
         self.acquire(raw)
         try:
             raw.execute(f"PRAGMA busy_timeout={int(RESTART_WAIT_SECONDS * 1000)}")
@@ -258,7 +260,6 @@ class SqliteWriter:
         finally:
             raw.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
             self.release(raw)
-        self.checkpoints += 1
         self.restarts += 0 if busy else 1
 
 

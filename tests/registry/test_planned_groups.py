@@ -4,11 +4,13 @@ it, the ordinary way, and the outcome is that of a serial run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.groupcommit import GroupCommit, _Job
@@ -19,13 +21,16 @@ from jlis.registry.service import ACCESS_LOG, NewPerson
 from jlis.registry.store import HouseholdIds
 from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
 
+from ..conftest import sqlite_engine
 from .conftest import Counter
 
 
 @pytest.fixture
-def sqlite_only(engine: Any) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("groups are planned on SQLite only (PostgreSQL's writers do not queue)")
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only: groups are planned there alone (PostgreSQL's writers do not queue on one lock;
+    tests/test_groupcommit.py checks that the group commit stops planning there)."""
+    with sqlite_engine(tmp_path / "test.sqlite3") as eng:
+        yield eng
 
 
 def _group(desk: GroupCommit, works: list[Callable[[Session], Any]]) -> list[Any]:
@@ -53,7 +58,7 @@ def _history(factory: sessionmaker[Session], rid: int) -> list[tuple[int, str]]:
 
 
 def test_a_planned_group_writes_what_a_serial_run_would(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     people = [counter.move_in(given=f"一郎{'一二三四'[i]}") for i in range(4)]
     desk = counter_group_commit(factory)
@@ -101,7 +106,7 @@ def test_a_planned_group_writes_what_a_serial_run_would(
 
 
 def test_an_action_that_reads_what_an_earlier_one_of_its_group_changed_runs_after_the_plan(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     """The snapshot does not show the first relocation: the second, of the same person, is given up
     by the plan and runs after it, on the committed first one."""
@@ -115,7 +120,7 @@ def test_an_action_that_reads_what_an_earlier_one_of_its_group_changed_runs_afte
 
 
 def test_a_member_of_a_household_an_earlier_action_changed_is_read_after_the_plan(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     """A resident counts with his household: the head moving out alone (世帯分離) changes who the
     remaining members are, so a later action on a member is given up by the plan."""
@@ -135,7 +140,7 @@ def test_a_member_of_a_household_an_earlier_action_changed_is_read_after_the_pla
 
 
 def test_a_write_by_another_process_since_the_snapshot_makes_the_group_run_the_ordinary_way(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     """The group only reads b; another process corrects b after the plan's snapshot was taken. The
     replay's guard sees the register's version moved: the group runs again the ordinary way, and
@@ -161,9 +166,7 @@ def test_a_write_by_another_process_since_the_snapshot_makes_the_group_run_the_o
     assert read.address.banchi == "11番地" and read.version == b.version + 1
 
 
-def test_an_action_a_plan_cannot_run_runs_after_it(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
-) -> None:
+def test_an_action_a_plan_cannot_run_runs_after_it(counter: Counter, factory: sessionmaker[Session]) -> None:
     """A birth inserts a resident, whose id only the database gives: given up by the plan, it runs
     the ordinary way; the other actions of the group are replayed."""
     mother = counter.move_in(given="母")
@@ -186,7 +189,7 @@ def test_an_action_a_plan_cannot_run_runs_after_it(
 
 
 def test_a_refused_action_of_a_planned_group_fails_alone_leaving_nothing(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     a, b = counter.move_in(given="甲"), counter.move_in(given="乙")
     desk = counter_group_commit(factory)
@@ -209,7 +212,7 @@ def test_a_refused_action_of_a_planned_group_fails_alone_leaving_nothing(
 
 
 def test_households_founded_in_a_plan_take_reserved_ids_that_ordinary_inserts_never_reuse(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session], engine: Any
+    counter: Counter, factory: sessionmaker[Session], engine: Engine
 ) -> None:
     head = counter.move_in(given="父")
     child = counter.move_in(given="子", household_id=head.household_id, relationship="子")
@@ -228,7 +231,7 @@ def test_households_founded_in_a_plan_take_reserved_ids_that_ordinary_inserts_ne
 
 
 def test_every_writing_action_counts_a_write_of_its_register_and_a_read_does_not(
-    sqlite_only: None, counter: Counter, factory: sessionmaker[Session]
+    counter: Counter, factory: sessionmaker[Session]
 ) -> None:
     def version() -> int | None:
         with factory() as s:
