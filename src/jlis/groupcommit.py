@@ -30,7 +30,9 @@ a group holds the write lock for all of its actions' Python. A planned group run
 snapshot, without the lock, its writes recorded (jlis.planned); then, under the lock, only its
 guards and writes are replayed. An action the plan refuses (a statement it cannot defer, a read it
 cannot vouch for) or that fails is given up in the plan, with what it held, and runs after it the
-ordinary way; so does the whole group when its replay finds that what it read has changed.
+ordinary way; so does the whole group when its replay finds that what it read has changed, and
+then the next group, the next two, four … up to ``MAX_BACKOFF`` after each such refusal in a row: a
+refused replay costs a rerun, and refusals come in runs (another process writing the same rows).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 J = TypeVar("J")
 WAIT_SECONDS = 120.0  # a caller gives up on its group after this (a stuck database), never sooner
+MAX_BACKOFF = 64  # groups run unplanned after a refused replay, at most (see GroupCommit._planned)
 
 
 class Grouper(Generic[J]):
@@ -188,6 +191,8 @@ class GroupCommit(Grouper[_Job[Any]]):
         self.planned_actions = 0
         self.given_up = 0  # actions a plan gave up (run after it the ordinary way)
         self.replays_failed = 0  # planned groups whose replay found their reads changed
+        self._unplanned_for = 0  # groups to run the ordinary way before the next plan
+        self._backoff = 1  # how many, after the next refused replay (doubling, see MAX_BACKOFF)
 
     def run(self, work: Callable[[Session], T]) -> T:
         """``work(session)``'s result once it is committed (or its exception, with nothing of it
@@ -199,7 +204,9 @@ class GroupCommit(Grouper[_Job[Any]]):
         return job.future.result(WAIT_SECONDS)
 
     def _run(self, jobs: Sequence[_Job[Any]]) -> None:
-        if self.planning is not None:
+        if self._unplanned_for:  # backing off after a replay that found its reads changed
+            self._unplanned_for -= 1
+        elif self.planning is not None:
             try:
                 jobs = self._planned(self.planning, jobs)
             except BaseException as exc:  # interpreter shutdown: nobody waits forever
@@ -247,7 +254,11 @@ class GroupCommit(Grouper[_Job[Any]]):
         except Exception as why:  # nothing of it is written: the guards failed, or the commit
             log.debug("%s: planned group not replayed: %s", self.name, why)
             self.replays_failed += 1
+            # Another writer is busy with what these groups read (another worker of the same
+            # municipalities, say): each refused replay costs a rerun, so plan less for a while.
+            self._unplanned_for, self._backoff = self._backoff, min(self._backoff * 2, MAX_BACKOFF)
             return jobs
+        self._backoff = 1
         self.groups += 1
         self.actions += len(done)
         self.planned_groups += 1

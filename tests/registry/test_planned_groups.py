@@ -164,6 +164,11 @@ def test_a_write_by_another_process_since_the_snapshot_makes_the_group_run_the_o
     assert desk.replays_failed == 1 and desk.planned_groups == 0
     assert moved.version == a.version + 1
     assert read.address.banchi == "11番地" and read.version == b.version + 1
+    # A refused replay costs a rerun, and refusals come in runs: the next group is not planned,
+    # the one after it is again.
+    for planned in (0, 1):
+        _group(desk, [lambda s: counter.service_on(s).get(b.id)])
+        assert desk.planned_groups == planned
 
 
 def test_an_action_a_plan_cannot_run_runs_after_it(counter: Counter, factory: sessionmaker[Session]) -> None:
