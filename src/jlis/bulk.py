@@ -186,6 +186,13 @@ class Bound:
         self.dialect: Dialect = conn.dialect
         self.dbapi: Any = conn.connection.driver_connection
 
+    @classmethod
+    def of(cls, dialect: Dialect, dbapi: Any) -> Bound:
+        """A driver connection already in hand (a planned transaction's replay), without a session."""
+        bound = cls.__new__(cls)
+        bound.dialect, bound.dbapi = dialect, dbapi
+        return bound
+
 
 class Prepared:
     """A Core statement compiled once per dialect and run straight on the driver's cursor, with the

@@ -127,7 +127,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     # Checkpoint the WAL back into the database every ~400 MB instead of every ~4 MB. A change
     # dirties ~37 pages (150 KB of WAL: every row write rewrites a 4 KB page of a table or an
     # index), and a checkpoint writes each page back at random and fsyncs: the fewer checkpoints,
@@ -147,7 +147,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 READ_ONLY = {"jlis_read_only": True}
 
 
-SQLITE_BUSY_SECONDS = 30.0  # as PRAGMA busy_timeout above
+SQLITE_BUSY_SECONDS = 30.0  # SQLite's busy timeout (_sqlite_pragmas) and the write lock's wait
 CHECKPOINT_BYTES = 400 * 1024 * 1024  # WAL size from which a commit checkpoints (see _sqlite_pragmas)
 RESTART_BYTES = 2 * CHECKPOINT_BYTES  # from which the checkpoint waits for readers and restarts the WAL
 RESTART_WAIT_SECONDS = 0.25  # how long it waits for them, holding up the writers

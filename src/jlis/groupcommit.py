@@ -239,14 +239,14 @@ class GroupCommit(Grouper[_Job[Any]]):
                             plan.rewind(at)
                             how.rewind(s, held)
                             left.append(job)
+                    if not done:  # everything was given up: nothing to finish or replay
+                        return jobs
                     live = how.finish(s)
             except Exception as why:  # refused as a whole, or the snapshot failed: nothing is lost
                 log.debug("%s: group not planned: %s", self.name, why)
                 return jobs
             finally:
                 s.rollback()
-        if not done:
-            return jobs
         try:
             with transaction(self.factory) as w:
                 replay(w.connection().connection.driver_connection, plan)

@@ -345,7 +345,7 @@ def household_ids(engine: Engine) -> HouseholdIds:
 
 class GroupPlan:
     """A group of counter actions run on a snapshot with its writes recorded (jlis.planned; see
-    counter_planning). Its reads are those of a serial run if
+    jlis.registry.desk.COUNTER_PLANNING). Its reads are those of a serial run if
 
     - no one else wrote a register it read since the snapshot: the version of each municipality
       it reads (:func:`register_written`) is read once in the snapshot, and a guard checks it at
@@ -370,14 +370,10 @@ class GroupPlan:
         if key in self.plan.guards:
             return
         found = READ_VERSION.first(bound, {"lg": lg_code})
-        seen = None if found is None else found[0]
+        seen, dialect = None if found is None else found[0], bound.dialect
 
         def unchanged(raw: Any) -> None:
-            cur = raw.cursor()
-            try:
-                now = cur.execute("SELECT version FROM reg_versions WHERE lg_code = ?", (lg_code,)).fetchone()
-            finally:
-                cur.close()
+            now = READ_VERSION.first(Bound.of(dialect, raw), {"lg": lg_code})
             if (None if now is None else now[0]) != seen:
                 raise ReplayMismatch(f"the register of {lg_code} was written since the plan's snapshot")
 
