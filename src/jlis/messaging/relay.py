@@ -335,21 +335,22 @@ class Relay:
         beyond: int | None = None,
         plannable: Callable[[Message], bool] | None = None,
     ) -> None:
-        """Apply the groups, then, in the same transaction, the forwards their handlers publish,
-        wave after wave (CS → 都道府県 → 全国 in one round). The tiers share this database, so a
-        forward can be delivered in the transaction that makes it: it is written to the outbox
-        already delivered (so every hop is still on record, with its inbox row) instead of being
-        read back, delivered and acknowledged by later rounds. Order per destination and key holds
-        because whatever was older went in an earlier wave, or, when the caller did not take every
-        deliverable message (``beyond``: the sequence number of the last it took), waits after
-        it: a forward to a destination and key one of those waiting messages is for waits too
-        (read per wave, for the wave's destinations only, see :meth:`_waiting`), and so does every
-        later forward to a destination and key the round left a forward waiting for. A relay that
-        falls behind thus still follows the forwards of the counters' messages, which nothing else
-        waits for, instead of leaving every hop to later rounds (each then written, read back and
-        acknowledged: more work per message the further behind it is). A forward whose key is
-        parked, or with no handler, or (``plannable`` given: a planned round) that is not
-        plannable, is written undelivered and waits."""
+        """Apply the groups, then, in the same transaction, the forwards their handlers publish, wave
+        after wave (CS → 都道府県 → 全国 in one round). The tiers share this database, so a forward can be
+        delivered in the transaction that makes it: it is written to the outbox already delivered (so
+        every hop is still on record) instead of being read back, delivered and acknowledged by later
+        rounds. Its outbox row is its record and needs no inbox row: a row written delivered is never
+        sent again, and a second relay making the same forward collides on its derived id (the first
+        hop's inbox row, which the round still writes, stops it sooner). Order per destination and key
+        holds because whatever was older went in an earlier wave, or, when the caller did not take every
+        deliverable message (``beyond``: the sequence number of the last it took), waits after it: a
+        forward to a destination and key one of those waiting messages is for waits too (read per wave,
+        for the wave's destinations only, see :meth:`_waiting`), and so does every later forward to a
+        destination and key the round left a forward waiting for. A relay that falls behind thus still
+        follows the forwards of the counters' messages, which nothing else waits for, instead of leaving
+        every hop to later rounds (each then written, read back and acknowledged: more work per message
+        the further behind it is). A forward whose key is parked, or with no handler, or (``plannable``
+        given: a planned round) that is not plannable, is written undelivered and waits."""
         parked = set(s.execute(_PARKED_KEY_LIST).scalars())
         held_back: set[tuple[str, str]] = set()  # (destination, key) of forwards this round left waiting
         wave = groups
@@ -407,7 +408,8 @@ class Relay:
         """Apply the groups (one per destination) in the caller's transaction: skip what each
         node's inbox already holds, hand the rest to the handlers (all groups of a handler in one
         call where it can take them), then record the applied ids in the inboxes. ``new``: the
-        messages were made in this transaction, so no inbox can hold them yet."""
+        messages were made in this transaction and are written to the outbox delivered, so no
+        inbox holds them and none needs to (see :meth:`_follow`)."""
         seen = (
             set()
             if new
@@ -432,7 +434,8 @@ class Relay:
             self.stats.duplicates += len(group) - len(fresh)
             if fresh:
                 calls.setdefault(id(handler), (handler, []))[1].append((destination, fresh))
-                inbox.extend((destination, m.message_id) for m in fresh)
+                if not new:
+                    inbox.extend((destination, m.message_id) for m in fresh)
         for handler, handler_groups in calls.values():
             if isinstance(handler, GroupHandler):
                 handler.apply_groups(s, handler_groups)
