@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from jlis.juki import fuhyo as fuhyo_module
+from jlis.juki import nodes as nodes_module
 from jlis.juki.copies import apply_records, apply_records_many
 from jlis.juki.fuhyo import fuhyo_entry_row, fuhyo_identity_payload, fuhyo_payload_row, fuhyo_record_row
 from jlis.juki.models import FuhyoRecord
@@ -21,8 +23,18 @@ from jlis.juki.nodes import (
     identity_row,
     national_payload_row,
     national_row,
+    onward,
+    parsed,
 )
-from jlis.juki.tables import cs_history, cs_identities, national_identities, nodes
+from jlis.juki.tables import (
+    cs_history,
+    cs_identities,
+    fuhyo_national_records,
+    fuhyo_pref_records,
+    national_identities,
+    nodes,
+    pref_identities,
+)
 from jlis.messaging import Message, Relay, publish
 from jlis.messaging.tables import InboxRow, OutboxRow
 from jlis.registry import ChangeReason, FuhyoNotice, IdentityRecord
@@ -94,6 +106,51 @@ def test_payload_rows_equal_the_dataclass_route() -> None:
     assert fuhyo_entry_row(notice) == fuhyo_record_row(record) | {
         "honseki": notice.honseki, "address_lg_code": None, "address_since": notice.address_since
     }  # fmt: skip
+
+
+def test_a_forward_carries_its_parsed_row_to_a_hop_that_parses_the_same_way() -> None:
+    payload = identity("12345678901", CHIYODA, "東京都千代田区1", T0).to_payload()
+    m = Message("0190f5a2-7b3c-7d4e-8f00-123456789abc", "registry:131016", "cs:131016", "t", "k", payload)
+    row = identity_payload_row(payload)
+    (passed,) = onward("cs:131016", "pref:13", "t", [m], parse=identity_payload_row, rows=[row])
+    assert passed.payload is payload and parsed(passed, identity_payload_row) is row
+    assert parsed(passed, national_payload_row) == national_payload_row(payload)  # another parse: its own
+    assert parsed(m, identity_payload_row) == row and parsed(m, identity_payload_row) is not row
+    fresh = {"v": "新しい"}
+    (made,) = onward("cs:131016", "pref:13", "t", [m], payloads=[fresh])
+    assert made.raw == '{"v":"新しい"}' and made.parsed is None  # encoded once, here
+
+
+def test_a_record_is_parsed_once_on_its_way_through_the_tiers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[frozenset[str]] = []
+    real = nodes_module.payload_row
+
+    def counted(payload: dict[str, Any], fields: frozenset[str], dates: Any) -> dict[str, Any] | None:
+        parses.append(fields)
+        return real(payload, fields, dates)
+
+    monkeypatch.setattr(nodes_module, "payload_row", counted)
+    monkeypatch.setattr(fuhyo_module, "payload_row", counted)
+    view = world.person(CHIYODA, honseki_lg=SHINJUKU)
+    world.drain()  # the identity record, the 附票 notice and the 転入通知 to Hachioji's CS
+    assert world.relay.stats.followed == 4  # CS → pref → national, 本籍地 → pref → national
+    identity_fields, fuhyo_fields = (frozenset(nodes_module.IDENTITY_FIELDS), fuhyo_module._FUHYO_KEYS)
+    assert sorted(parses, key=len) == sorted([identity_fields, fuhyo_fields], key=len)  # once each
+    with world.factory() as s:
+        cs, pref, nat = (
+            s.execute(select(t).where(t.c.resident_code == view.resident_code)).one()._mapping
+            for t in (cs_identities, pref_identities, national_identities)
+        )
+        fuhyo_pref, fuhyo_nat = (
+            s.execute(select(t).where(t.c.resident_code == view.resident_code)).one()._mapping
+            for t in (fuhyo_pref_records, fuhyo_national_records)
+        )
+    record = {c: cs[c] for c in CS_TIER.record_columns}
+    assert {c: pref[c] for c in CS_TIER.record_columns} == record
+    assert {c: nat[c] for c in CS_TIER.record_columns} == record and nat["kana_key"] == "ヤマダタロウ"
+    assert fuhyo_pref["address"] == fuhyo_nat["address"] == view.address.text
 
 
 def _state(s: Session) -> tuple[Any, ...]:

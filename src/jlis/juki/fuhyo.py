@@ -32,7 +32,7 @@ from jlis.juki.models import (
     honseki_node,
     node_parts,
 )
-from jlis.juki.nodes import onward, payload_row, refuse_unless
+from jlis.juki.nodes import onward, parsed, payload_row, refuse_unless
 from jlis.juki.tables import (
     fuhyo_addresses,
     fuhyo_history,
@@ -240,11 +240,16 @@ class FuhyoPrefNode:
                     m,
                     "only the 附票 of this prefecture's municipalities",
                 )
-                row = fuhyo_payload_row(m.payload)
+                row = parsed(m, fuhyo_payload_row)
                 refuse_unless(row["honseki_lg_code"] == src_lg, node, m, "a 本籍地 sends its own 附票 only")
                 rows.append((m.message_id, row))
             applied.append((node, rows))
-            out.extend(onward(node, FUHYO_NATIONAL, TOPIC_FUHYO_IDENTITY, messages))
+            parses = [r for _, r in rows]
+            out.extend(
+                onward(
+                    node, FUHYO_NATIONAL, TOPIC_FUHYO_IDENTITY, messages, parse=fuhyo_payload_row, rows=parses
+                )
+            )
         apply_records_many(session, FUHYO_PREF_TIER, applied, now)
         publish_many(session, out, now=now)
 
@@ -267,7 +272,7 @@ class FuhyoNationalNode:
                 refuse_unless(m.topic == TOPIC_FUHYO_IDENTITY, node, m, "附票本人確認情報 only")
                 src_kind, src_pp = node_parts(m.source)
                 refuse_unless(src_kind == FUHYO_PREF, node, m, "only the 附票都道府県サーバ")
-                row = fuhyo_payload_row(m.payload)
+                row = parsed(m, fuhyo_payload_row)
                 refuse_unless(
                     row["honseki_lg_code"][:2] == src_pp, node, m, "a prefecture sends its own 本籍地's"
                 )

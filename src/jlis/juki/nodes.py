@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from jlis.juki.tables import (
 )
 from jlis.masters import Geography
 from jlis.messaging import Message, publish_many
-from jlis.messaging.outbox import derived_message_id
+from jlis.messaging.outbox import derived_message_id, encode_payload
 from jlis.registry import IdentityRecord, RegistryService
 from jlis.registry.events import TOPIC_IDENTITY, TOPIC_MOVE_IN_NOTICE, TOPIC_MOVE_OUT_CERT
 from jlis.registry.models import ChangeReason
@@ -82,11 +82,29 @@ def identity_payload_row(payload: dict[str, Any]) -> dict[str, Any]:
     return identity_row(IdentityRecord.from_payload(payload)) if row is None else row
 
 
-def national_payload_row(payload: dict[str, Any]) -> dict[str, Any]:
-    row = identity_payload_row(payload)
+Parse = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def parsed(m: Message, parse: Parse) -> dict[str, Any]:
+    """``parse(m.payload)``, or the row the hop before made of this same payload with the same
+    function, which :func:`onward` handed on with it in the relay round: a record is parsed once on
+    its way through the tiers. The row may be shared: read it, copy it to change it."""
+    if m.parsed is not None and m.parsed[0] is parse:
+        row: dict[str, Any] = m.parsed[1]
+        return row
+    return parse(m.payload)
+
+
+def with_search_keys(identity: dict[str, Any]) -> dict[str, Any]:
+    """The national copy's row: an identity row and the search keys of its names."""
+    row = dict(identity)
     row["name_key"] = name_key(row["family_name"], row["given_name"])
     row["kana_key"] = kana_key(row["family_kana"], row["given_kana"])
     return row
+
+
+def national_payload_row(payload: dict[str, Any]) -> dict[str, Any]:
+    return with_search_keys(identity_payload_row(payload))
 
 
 def national_row(record: IdentityRecord) -> dict[str, Any]:
@@ -109,10 +127,27 @@ def onward(
     messages: Sequence[Message],
     *,
     payloads: Sequence[dict[str, Any]] | None = None,
+    parse: Parse | None = None,
+    rows: Sequence[dict[str, Any]] = (),
 ) -> list[Message]:
-    """What a node passes on: each applied message's payload (or ``payloads``, one per message),
-    under the same key so order per resident holds on the next hop too."""
-    if payloads is None:
+    """What a node passes on: each applied message's payload (or ``payloads``, one per message,
+    encoded once here for the outbox and for every later hop that passes them on), under the same
+    key so order per resident holds on the next hop too. ``parse`` and ``rows``: what this node
+    made of each payload, handed on with it (see :func:`parsed`)."""
+    if payloads is not None:
+        return [
+            Message(
+                forward_id(m.message_id, destination),
+                node,
+                destination,
+                topic,
+                m.key,
+                p,
+                raw=encode_payload(p),
+            )
+            for m, p in zip(messages, payloads, strict=True)
+        ]
+    if parse is None:
         return [
             Message(
                 forward_id(m.message_id, destination), node, destination, topic, m.key, m.payload, raw=m.raw
@@ -120,8 +155,17 @@ def onward(
             for m in messages
         ]
     return [
-        Message(forward_id(m.message_id, destination), node, destination, topic, m.key, p)
-        for m, p in zip(messages, payloads, strict=True)
+        Message(
+            forward_id(m.message_id, destination),
+            node,
+            destination,
+            topic,
+            m.key,
+            m.payload,
+            raw=m.raw,
+            parsed=(parse, row),
+        )
+        for m, row in zip(messages, rows, strict=True)
     ]
 
 
@@ -214,7 +258,10 @@ class CsNode:
             if rows:
                 applied.append((node, rows))
                 destination = pref_node(self.geo.municipality(lg).pref_code)
-                out.extend(onward(node, destination, TOPIC_IDENTITY, passed))
+                parses = [r for _, r in rows]
+                out.extend(
+                    onward(node, destination, TOPIC_IDENTITY, passed, parse=identity_payload_row, rows=parses)
+                )
         if applied:
             apply_records_many(session, CS_TIER, applied, now)
             publish_many(session, out, now=now)
@@ -260,13 +307,16 @@ class PrefNode:
                 refuse_unless(
                     src_kind == CS and prefs[src_lg] == pp, node, m, "only the CSs of this prefecture"
                 )
-                row = identity_payload_row(m.payload)
+                row = parsed(m, identity_payload_row)
                 refuse_unless(
                     row["lg_code"] == src_lg, node, m, "a CS sends its own municipality's records only"
                 )
                 rows.append((m.message_id, row))
             applied.append((node, rows))
-            out.extend(onward(node, NATIONAL, TOPIC_IDENTITY, messages))
+            parses = [r for _, r in rows]
+            out.extend(
+                onward(node, NATIONAL, TOPIC_IDENTITY, messages, parse=identity_payload_row, rows=parses)
+            )
         apply_records_many(session, PREF_TIER, applied, now)
         publish_many(session, out, now=now)
 
@@ -296,7 +346,7 @@ class NationalNode:
                 )
                 src_kind, src_pp = node_parts(m.source)
                 refuse_unless(src_kind == PREF, node, m, "only the prefecture servers")
-                row = national_payload_row(m.payload)
+                row = with_search_keys(parsed(m, identity_payload_row))
                 # A 地方公共団体コード starts with its prefecture's code.
                 refuse_unless(
                     row["lg_code"][:2] == src_pp, node, m, "a prefecture sends its own records only"

@@ -48,13 +48,18 @@ class Message:
     # The payload's JSON text as read from the outbox (or None): a node that passes a message on
     # unchanged writes this text again instead of encoding the dict a second time.
     raw: str | None = field(default=None, compare=False, repr=False)
+    # What the node that passed this payload on made of it: (the function it parsed it with, the
+    # result), so that a next hop parsing the same payload with the same function in the same relay
+    # round takes the result instead (see jlis.juki.nodes.parsed). Never stored.
+    parsed: tuple[Any, Any] | None = field(default=None, compare=False, repr=False)
 
 
 # One encoder for every payload: json.dumps with options builds a new one per call (~2 µs).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _encode(payload: dict[str, Any]) -> str:
+def encode_payload(payload: dict[str, Any]) -> str:
+    """A payload's JSON text, as the outbox stores it."""
     return _ENCODER.encode(payload)
 
 
@@ -116,7 +121,7 @@ def publish(
             "destination": destination,
             "topic": topic,
             "key": key,
-            "payload": _encode(payload),
+            "payload": encode_payload(payload),
             "created_at": now,
             "attempts": 0,
         },
@@ -146,7 +151,7 @@ def publish_many(
             "destination": m.destination,
             "topic": m.topic,
             "key": m.key,
-            "payload": m.raw if m.raw is not None else _encode(m.payload),
+            "payload": m.raw if m.raw is not None else encode_payload(m.payload),
             "created_at": now,
             "attempts": 0,
         }
@@ -206,7 +211,7 @@ def write_held(
                 "destination": m.destination,
                 "topic": m.topic,
                 "key": m.key,
-                "payload": m.raw if m.raw is not None else _encode(m.payload),
+                "payload": m.raw if m.raw is not None else encode_payload(m.payload),
                 "created_at": now,
                 "delivered_at": at,
                 "attempts": 0,
