@@ -4,6 +4,7 @@ message, and otherwise wait their turn; order per key, parked keys and failures 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import uuid
 from pathlib import Path
 
@@ -90,6 +91,23 @@ def test_forwards_follow_in_the_round_that_made_them(factory: sessionmaker[Sessi
     # have an inbox row; a forward written delivered can never be sent again.
     assert count(factory) == 9 and count(factory, OutboxRow.delivered_at.is_(None)) == 0
     assert count(factory, table=InboxRow) == 3 == count(factory, InboxRow.node == "a:1", table=InboxRow)
+
+
+def test_a_round_runs_with_the_cyclic_collector_held_off(factory: sessionmaker[Session]) -> None:
+    chain = Chain()
+    seen: list[bool] = []
+    relay = chain.relay(factory)
+    handler = relay._handlers["a"]
+
+    def watching(s: Session, node: str, messages: list[Message]) -> None:
+        seen.append(gc.isenabled())
+        handler(s, node, messages)
+
+    relay._handlers["a"] = watching
+    send(factory, chain, "a:1", "k", "v")
+    was = gc.isenabled()
+    assert relay.run_once() == 1
+    assert seen == [False] and gc.isenabled() == was
 
 
 def test_a_round_that_did_not_hold_everything_still_follows_where_nothing_waits(

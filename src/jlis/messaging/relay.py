@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.bulk import Prepared, bulk_insert
 from jlis.clock import Clock
 from jlis.db import read_only, transaction
+from jlis.gcpause import collector_paused
 from jlis.keyset import select_by_keys
 from jlis.messaging.outbox import Message, hold, release, write_held
 from jlis.messaging.tables import PARKED, InboxRow, OutboxRow
@@ -205,6 +206,10 @@ class Relay:
     def run_once(self, batch: int = 1000, *, follow: bool = True) -> int:
         """Deliver up to ``batch`` pending messages, and (``follow``) the forwards they cause (see
         :meth:`_follow`); return how many pending messages were handled."""
+        with collector_paused():  # a round keeps what it allocates to its end (jlis.gcpause)
+            return self._run_once(batch, follow)
+
+    def _run_once(self, batch: int, follow: bool) -> int:
         messages = self.pending(batch)
         if not messages:
             return 0
