@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 
 from jlis.db import (
+    SQLITE_CACHE_KIB,
     UtcDateTime,
     _default_sqlite_format,
     make_engine,
@@ -191,6 +192,11 @@ def test_a_forked_child_takes_the_lock_file_for_itself(engine: Engine) -> None:
         proc.join(10)
     with engine.connect() as c:
         assert c.execute(text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 2, 3]
+
+
+def test_each_connection_keeps_a_larger_page_cache(engine: Engine) -> None:
+    with engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB == -65536
 
 
 def test_a_commit_checkpoints_a_large_wal_after_releasing_the_lock(
