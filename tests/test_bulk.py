@@ -20,7 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.bulk import Prepared, _sqlite_values
+from jlis.bulk import (
+    Prepared,
+    _sqlite_values,
+    bulk_insert,
+    bulk_insert_values,
+    bulk_update,
+    bulk_update_values,
+)
 from jlis.clock import JST
 from jlis.db import make_engine
 from jlis.messaging.tables import OutboxRow
@@ -78,6 +85,31 @@ def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> Non
     stmt = Prepared(select(OUT.c.seq).where(OUT.c.seq.in_(bindparam("seqs", expanding=True))))
     with factory() as s, pytest.raises(ValueError, match="expanding"):
         stmt.rows(s, {"seqs": [1]})
+
+
+def test_rows_given_as_values_are_written_as_the_same_rows_as_dicts(factory: sessionmaker[Session]) -> None:
+    at = dt.datetime(2026, 11, 26, 9, 30, 1, 5, tzinfo=JST)
+    as_dicts = [row(i, at) for i in range(3)]
+    as_values = [tuple(r[c] for c in COLUMNS) for r in (row(i, at) for i in range(3, 6))]
+    with factory() as s, s.begin():
+        assert bulk_insert(s, OUT, as_dicts) == 3
+        assert bulk_insert_values(s, OUT, COLUMNS, as_values) == 3
+        assert bulk_update(s, OUT, ("message_id",), [{"message_id": "m-0", "attempts": 2, "topic": "u"}]) == 1
+        # The columns to set first, the keys last; values in that order.
+        by_id = ("message_id",)
+        assert bulk_update_values(s, OUT, by_id, ("attempts", "topic", "message_id"), [(3, "v", "m-4")]) == 1
+        with pytest.raises(ValueError, match="must end with the keys"):
+            bulk_update_values(s, OUT, by_id, ("message_id", "attempts"), [("m-1", 1)])
+        with pytest.raises(LookupError, match="0 of 1 rows"):
+            bulk_update_values(s, OUT, by_id, ("attempts", "message_id"), [(1, "m-9")])
+    with factory() as s:
+        got = s.execute(
+            select(OUT.c.message_id, OUT.c.topic, OUT.c.attempts, OUT.c.created_at).order_by(OUT.c.seq)
+        )
+        assert [tuple(r) for r in got] == [
+            ("m-0", "u", 2, at), ("m-1", "t", 0, at), ("m-2", "t", 0, at),
+            ("m-3", "t", 0, at), ("m-4", "v", 3, at), ("m-5", "t", 0, at),
+        ]  # fmt: skip
 
 
 def test_sqlite_values_are_what_the_bind_processors_make() -> None:

@@ -21,31 +21,62 @@ from jlis.db import UtcDateTime
 
 
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows (dicts with the same keys) in the caller's transaction."""
+    if not rows:
+        return 0
+    columns = list(rows[0].keys())
+    return bulk_insert_values(session, table, columns, _tuples(columns, rows))
+
+
+def bulk_insert_values(
+    session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> int:
+    """:func:`bulk_insert` of rows given as values in ``columns`` order: for a caller that would
+    otherwise build a dict per row only for it to be taken apart here."""
     if not rows:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        columns = list(rows[0].keys())
         conn = session.connection().connection.driver_connection  # psycopg.Connection
         quoted = ", ".join(f'"{c}"' for c in columns)
         with conn.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[union-attr]
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                copy.write_row(row)
     else:
         # The DBAPI's executemany with each column's own bind processor applied: the same values
         # SQLAlchemy would send, without its per-row parameter machinery (3x faster).
         conn = session.connection()
-        columns = list(rows[0].keys())
         marks = ", ".join("?" for _ in columns)
         quoted = ", ".join(f'"{c}"' for c in columns)
-        values = _sqlite_values(conn.dialect, table, columns, rows)
+        values = _processed(conn.dialect, table, columns, rows)
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', values)
     return len(rows)
+
+
+def _tuples(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    get = itemgetter(*columns)
+    return list(map(get, rows)) if len(columns) > 1 else [(get(row),) for row in rows]
 
 
 def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> int:
     """Set the other columns of each row where its ``keys`` columns match, in the caller's
     transaction. Rows have the same columns; each must match exactly one row (a unique key), or
-    ``LookupError`` is raised (the caller's transaction then rolls back).
+    ``LookupError`` is raised (the caller's transaction then rolls back). See
+    :func:`bulk_update_values` for how."""
+    if not rows:
+        return 0
+    columns = [c for c in rows[0] if c not in keys] + list(keys)
+    return bulk_update_values(session, table, keys, columns, _tuples(columns, rows))
+
+
+def bulk_update_values(
+    session: Session,
+    table: Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> int:
+    """:func:`bulk_update` of rows given as values in ``columns`` order, the columns to set first
+    and the ``keys`` last (in their order).
 
     PostgreSQL: one statement. The rows travel as one JSON parameter (``json_to_recordset``
     types each column; psycopg's array dumper, in Python, cost more than the update). The keys
@@ -56,8 +87,9 @@ def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Seque
     executemany."""
     if not rows:
         return 0
-    columns = list(rows[0].keys())
-    sets = [c for c in columns if c not in keys]
+    sets = list(columns[: len(columns) - len(keys)])
+    if list(columns[len(sets) :]) != list(keys) or set(sets) & set(keys):
+        raise ValueError(f"{table.name}: the columns must end with the keys {list(keys)}: {list(columns)}")
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         types = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=conn.dialect)}' for c in columns)
@@ -71,25 +103,24 @@ def bulk_update(session: Session, table: Table, keys: Sequence[str], rows: Seque
             (_json_rows(conn.dialect, table, columns, rows),),
         )
     else:
-        order = sets + list(keys)
         assign = ", ".join(f'"{c}" = ?' for c in sets)
         match = " AND ".join(f'"{k}" = ?' for k in keys)
-        values = _sqlite_values(conn.dialect, table, order, rows)
+        values = _processed(conn.dialect, table, columns, rows)
         result = conn.exec_driver_sql(f'UPDATE "{table.name}" SET {assign} WHERE {match}', values)
     if result.rowcount != len(rows):
         raise LookupError(f"{table.name}: {result.rowcount} of {len(rows)} rows to update were found")
     return len(rows)
 
 
-def _json_rows(dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a JSON array of objects, each value through its column's bind processor, dates
-    and times in ISO form (PostgreSQL reads them back as the column's type)."""
+def _json_rows(dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The rows (values in ``columns`` order) as a JSON array of objects, each value through its
+    column's bind processor, dates and times in ISO form (PostgreSQL reads them back as the
+    column's type)."""
     convert = [(c, _json_converter(table.c[c].type, dialect)) for c in columns]
     out = []
     for row in rows:
         item = {}
-        for c, f in convert:
-            v = row[c]
+        for (c, f), v in zip(convert, row, strict=True):
             item[c] = v if f is None or v is None else f(v)
         out.append(item)
     return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
@@ -112,12 +143,18 @@ def _iso(value: Any) -> Any:
 
 def _sqlite_values(
     dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> list[tuple[Any, ...]]:
-    """Each row's values for ``columns``, through the columns' bind processors, column by column
+) -> Sequence[Sequence[Any]]:
+    """Each row's values for ``columns``, through the columns' bind processors (see
+    :func:`_processed`)."""
+    return _processed(dialect, table, columns, _tuples(columns, rows))
+
+
+def _processed(
+    dialect: Dialect, table: Table, columns: Sequence[str], raw: Sequence[Sequence[Any]]
+) -> Sequence[Sequence[Any]]:
+    """Rows of values in ``columns`` order through the columns' bind processors, column by column
     (a processor mapped over a column runs in C's loop, not in a Python loop per row and value),
     each distinct value of a column once."""
-    get = itemgetter(*columns)
-    raw = list(map(get, rows)) if len(columns) > 1 else [(get(row),) for row in rows]
     procs = [
         (i, _sqlite_processor(table.c[c].type, p))
         for i, c in enumerate(columns)

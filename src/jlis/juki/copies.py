@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, text, upda
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from jlis.bulk import bulk_insert, bulk_update
+from jlis.bulk import bulk_insert, bulk_insert_values, bulk_update_values
 from jlis.juki.tables import nodes, utc
 from jlis.keyset import select_by_keys
 from jlis.planned import merge_reads
@@ -64,6 +64,15 @@ class Tier:
         """The record's columns in the history (the national copy's search keys are not there)."""
         skip = {"id", "node", "message_id", "applied_at"}
         return tuple(c.name for c in self.history.columns if c.name not in skip)
+
+    @cached_property
+    def history_columns(self) -> tuple[str, ...]:
+        """A history row's columns, in the order :func:`apply_records_many` gives its values."""
+        return (*self.history_fields, "message_id", "applied_at", *(("node",) if self.node_keyed else ()))
+
+    @cached_property
+    def key_columns(self) -> tuple[str, ...]:
+        return ("node", "resident_code") if self.node_keyed else ("resident_code",)
 
     def _key(self, code_param: str) -> ColumnElement[bool]:
         cond = self.current.c.resident_code == bindparam(code_param)
@@ -137,7 +146,7 @@ def apply_records_many(
     inserts: dict[tuple[str, str], dict[str, Any]] = {}
     updates: dict[tuple[str, str], dict[str, Any]] = {}
     supersede: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    history: list[tuple[Any, ...]] = []  # values in tier.history_columns order
     touches: list[dict[str, Any]] = []
     of_history = itemgetter(*history_fields)
     for node, entries in groups:
@@ -148,11 +157,10 @@ def apply_records_many(
         superseding: dict[str, str] = {}
         for message_id, row in entries:
             code = row["resident_code"]
-            entry = dict(zip(history_fields, of_history(row), strict=True))
-            entry["message_id"], entry["applied_at"] = message_id, now
             if keyed:
-                entry["node"] = node
-            history.append(entry)
+                history.append((*of_history(row), message_id, now, node))
+            else:
+                history.append((*of_history(row), message_id, now))
             previous = row.get("previous_resident_code")
             if previous and previous != code:
                 superseding[previous] = code
@@ -190,7 +198,7 @@ def apply_records_many(
         _update_rows(session, tier, updates, stored_index, now)
     if supersede:
         session.execute(tier.supersede_stmt, supersede)
-    bulk_insert(session, tier.history, history)
+    bulk_insert_values(session, tier.history, tier.history_columns, history)
     touch_nodes(session, touches)
     return results
 
@@ -225,22 +233,21 @@ def _update_rows(
     :attr:`Tier.indexed_columns`), the others with every column."""
     keyed = tier.node_keyed
     indexed = tier.indexed_columns
-    keep = tuple(c for c in tier.record_columns if c not in indexed)
-    same: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    of_kept, of_record = itemgetter(*keep), itemgetter(*tier.record_columns)
+    sets = tuple(c for c in tier.record_columns if c != "resident_code")
+    keep = tuple(c for c in sets if c not in indexed)
+    # Values in the order of the columns below: those set, then applied_at, then the key.
+    same: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
+    of_kept, of_all = itemgetter(*keep), itemgetter(*sets)
     for (k, code), row in updates.items():
-        unchanged = bool(indexed) and tuple(row[c] for c in indexed) == stored_index.get((k, code))
-        columns, of_row = (keep, of_kept) if unchanged else (tier.record_columns, of_record)
-        values = dict(zip(columns, of_row(row), strict=True))
-        values["applied_at"] = now
-        if keyed:
-            values["node"] = k
-        (same if unchanged else changed).append(values)
-    key = ("node", "resident_code") if keyed else ("resident_code",)
-    for rows in (same, changed):
+        if bool(indexed) and tuple(row[c] for c in indexed) == stored_index.get((k, code)):
+            same.append((*of_kept(row), now, k, code) if keyed else (*of_kept(row), now, code))
+        else:
+            changed.append((*of_all(row), now, k, code) if keyed else (*of_all(row), now, code))
+    key = tier.key_columns
+    for columns, rows in ((keep, same), (sets, changed)):
         if rows:
-            bulk_update(session, tier.current, key, rows)
+            bulk_update_values(session, tier.current, key, (*columns, "applied_at", *key), rows)
 
 
 # Counters of many nodes in one executemany: a node seen for the first time gets its row.
