@@ -63,8 +63,9 @@ def test_prepared_statements_bind_and_read_like_sqlalchemy(factory: sessionmaker
         (seq,) = INSERT.rows(s, row(0, at))[0]
         assert isinstance(seq, int)
         INSERT_MANY.run_many(s, [row(i, at) for i in (1, 2, 3)])
-        found = BY_KEY.rows(s, {"k": "k1"})
+        found = BY_KEY.rows(s, {"k": "k1"})  # processed column by column (3 rows or more)
         assert [m for m, _, _ in found] == ["m-0", "m-1", "m-2"]
+        assert BY_KEY.rows(s, {"k": "k2"}) == [("m-3", at, 0)]  # row by row
         # The UtcDateTime column comes back aware and equal, as through session.execute.
         assert all(a == at and a.tzinfo is not None for _, a, _ in found)
         assert found == [

@@ -265,7 +265,14 @@ class Prepared:
         procs = plan.result
         if not procs:
             return [tuple(r) for r in fetched]
-        return [tuple(r[i] if p is None else p(r[i]) for i, p in enumerate(procs)) for r in fetched]
+        if len(fetched) < 3:
+            return [tuple(r[i] if p is None else p(r[i]) for i, p in enumerate(procs)) for r in fetched]
+        # Many rows (a relay round's keyset reads): column by column, each processor mapped in C.
+        columns: list[Any] = list(zip(*fetched, strict=True))
+        for i, p in enumerate(procs):
+            if p is not None:
+                columns[i] = map(p, columns[i])
+        return list(zip(*columns, strict=True))
 
     def first(self, on: Session | Bound, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
         found = self.rows(on, params)
