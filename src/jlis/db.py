@@ -152,7 +152,8 @@ SQLITE_BUSY_SECONDS = 30.0  # SQLite's busy timeout (_sqlite_pragmas) and the wr
 # Each connection's page cache, in KiB, instead of SQLite's default 2 MiB. A relay round or a counter
 # group reads and writes thousands of pages of the copies, histories and their indexes; with 2 MiB
 # it read many of them again from the OS within the same transaction. On the propagation bench,
-# alternated: 1,600–1,773 changes/s against 1,319–1,527 with the default (bench/RESULTS.md). A
+# four alternated pairs: 1,364–1,773 changes/s (mean 1,625) against 1,319–1,527 (mean 1,410) with
+# the default, the relay's CPU per change 0.51–0.68 ms against 0.60–0.70 (bench/RESULTS.md). A
 # larger cache did no better there (SQLite drops a connection's cache when another one has written
 # since its last transaction). It only holds pages read, so a small database uses less.
 SQLITE_CACHE_KIB = 64 * 1024
