@@ -134,26 +134,13 @@ def onward(
     encoded once here for the outbox and for every later hop that passes them on), under the same
     key so order per resident holds on the next hop too. ``parse`` and ``rows``: what this node
     made of each payload, handed on with it (see :func:`parsed`)."""
+    carried: list[tuple[dict[str, Any], str | None, tuple[Parse, dict[str, Any]] | None]]
     if payloads is not None:
-        return [
-            Message(
-                forward_id(m.message_id, destination),
-                node,
-                destination,
-                topic,
-                m.key,
-                p,
-                raw=encode_payload(p),
-            )
-            for m, p in zip(messages, payloads, strict=True)
-        ]
-    if parse is None:
-        return [
-            Message(
-                forward_id(m.message_id, destination), node, destination, topic, m.key, m.payload, raw=m.raw
-            )
-            for m in messages
-        ]
+        carried = [(p, encode_payload(p), None) for p in payloads]
+    elif parse is None:
+        carried = [(m.payload, m.raw, None) for m in messages]
+    else:
+        carried = [(m.payload, m.raw, (parse, row)) for m, row in zip(messages, rows, strict=True)]
     return [
         Message(
             forward_id(m.message_id, destination),
@@ -161,11 +148,11 @@ def onward(
             destination,
             topic,
             m.key,
-            m.payload,
-            raw=m.raw,
-            parsed=(parse, row),
+            payload,
+            raw=raw,
+            parsed=made,
         )
-        for m, row in zip(messages, rows, strict=True)
+        for m, (payload, raw, made) in zip(messages, carried, strict=True)
     ]
 
 
