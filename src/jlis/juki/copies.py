@@ -18,7 +18,7 @@ one executemany each for updates, supersessions and the node counters (an upsert
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
@@ -58,6 +58,14 @@ class Tier:
         values: a record that leaves them as they are is written without them."""
         names = {c.name for ix in self.current.indexes for c in ix.columns}
         return tuple(c for c in self.record_columns if c in names)
+
+    @cached_property
+    def indexed_values(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """A record row's values of :attr:`indexed_columns`, as a tuple."""
+        names = self.indexed_columns
+        if len(names) > 1:
+            return itemgetter(*names)
+        return lambda row: tuple(row[c] for c in names)
 
     @cached_property
     def history_fields(self) -> tuple[str, ...]:
@@ -157,6 +165,7 @@ def apply_records_many(
         superseding: dict[str, str] = {}
         for message_id, row in entries:
             code = row["resident_code"]
+            at = row["recorded_at"]
             if keyed:
                 history.append((*of_history(row), message_id, now, node))
             else:
@@ -164,21 +173,22 @@ def apply_records_many(
             previous = row.get("previous_resident_code")
             if previous and previous != code:
                 superseding[previous] = code
-            known = stored.get((k, code))
-            if known is not None and row["recorded_at"] < known:
+            key = (k, code)
+            known = stored.get(key)
+            if known is not None and at < known:
                 result.late += 1
                 continue
-            stored[(k, code)] = row["recorded_at"]
-            if (k, code) in inserts:
-                inserts[(k, code)] = {**inserts[(k, code)], **row}
+            stored[key] = at
+            if key in inserts:
+                inserts[key] = {**inserts[key], **row}
             elif known is None:
-                inserts[(k, code)] = {**row, **extra, "superseded_by": None, "applied_at": now}
+                inserts[key] = {**row, **extra, "superseded_by": None, "applied_at": now}
                 added += 1
                 result.added += 1
             else:
-                if (k, code) not in updates:
+                if key not in updates:
                     result.replaced += 1
-                updates[(k, code)] = row
+                updates[key] = row
         for old, new in superseding.items():
             if (k, old) in inserts:
                 inserts[(k, old)]["superseded_by"] = new
@@ -189,9 +199,10 @@ def apply_records_many(
         touches.append({"node": node, "records": added, "applied": len(entries), "now": now})
         results.append(result)
 
+    of_indexed = tier.indexed_values
     for rows in (inserts, updates):
         for key, row in rows.items():
-            written[key] = (row["recorded_at"], tuple(row[c] for c in indexed))
+            written[key] = (row["recorded_at"], of_indexed(row))
     if inserts:
         bulk_insert(session, cur, list(inserts.values()))
     if updates:
@@ -238,9 +249,9 @@ def _update_rows(
     # Values in the order of the columns below: those set, then applied_at, then the key.
     same: list[tuple[Any, ...]] = []
     changed: list[tuple[Any, ...]] = []
-    of_kept, of_all = itemgetter(*keep), itemgetter(*sets)
+    of_kept, of_all, of_indexed = itemgetter(*keep), itemgetter(*sets), tier.indexed_values
     for (k, code), row in updates.items():
-        if bool(indexed) and tuple(row[c] for c in indexed) == stored_index.get((k, code)):
+        if indexed and of_indexed(row) == stored_index.get((k, code)):
             same.append((*of_kept(row), now, k, code) if keyed else (*of_kept(row), now, code))
         else:
             changed.append((*of_all(row), now, k, code) if keyed else (*of_all(row), now, code))
