@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.bulk import (
     Prepared,
-    _sqlite_values,
+    _processed,
+    _tuples,
     bulk_insert,
     bulk_insert_values,
     bulk_update,
@@ -132,5 +133,5 @@ def test_sqlite_values_are_what_the_bind_processors_make() -> None:
     expected = [
         tuple(r[c] if r[c] is None or procs[c] is None else procs[c](r[c]) for c in columns) for r in rows
     ]
-    assert _sqlite_values(dialect, t, columns, rows) == expected
+    assert _processed(dialect, t, columns, _tuples(columns, rows)) == expected
     assert expected[0][0] == "0999-01-02" and expected[1][0] == "2026-01-02"

@@ -141,14 +141,6 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _sqlite_values(
-    dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> Sequence[Sequence[Any]]:
-    """Each row's values for ``columns``, through the columns' bind processors (see
-    :func:`_processed`)."""
-    return _processed(dialect, table, columns, _tuples(columns, rows))
-
-
 def _processed(
     dialect: Dialect, table: Table, columns: Sequence[str], raw: Sequence[Sequence[Any]]
 ) -> Sequence[Sequence[Any]]:

@@ -135,18 +135,10 @@ def apply_records_many(
     written = _written(session, tier)
     if written:
         merge_reads(session.connection().connection.driver_connection, cur.name)
-    if keyed:
-        for n, code, at, *values in select_by_keys(
-            session, cur, ("node", "resident_code"), keys, ("node", "resident_code", "recorded_at", *indexed)
-        ):
-            stored[(n, code)] = at
-            stored_index[(n, code)] = tuple(values)
-    else:
-        for code, at, *values in select_by_keys(
-            session, cur, ("resident_code",), keys, ("resident_code", "recorded_at", *indexed)
-        ):
-            stored[("", code)] = at
-            stored_index[("", code)] = tuple(values)
+    by, width = tier.key_columns, len(tier.key_columns)
+    for r in select_by_keys(session, cur, by, keys, (*by, "recorded_at", *indexed)):
+        key = (r[0], r[1]) if keyed else ("", r[0])
+        stored[key], stored_index[key] = r[width], r[width + 1 :]
     for key, (at, values) in written.items():  # the snapshot of a planned round lacks them
         stored[key], stored_index[key] = at, values
 

@@ -370,7 +370,8 @@ class GroupPlan:
         if key in self.plan.guards:
             return
         found = READ_VERSION.first(bound, {"lg": lg_code})
-        seen, dialect = None if found is None else found[0], bound.dialect
+        seen = None if found is None else found[0]
+        dialect = bound.dialect
 
         def unchanged(raw: Any) -> None:
             now = READ_VERSION.first(Bound.of(dialect, raw), {"lg": lg_code})
