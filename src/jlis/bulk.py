@@ -8,15 +8,15 @@ On PostgreSQL rows go through ``COPY ... FROM STDIN`` (psycopg 3); elsewhere thr
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, text
+from sqlalchemy import Date, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from jlis import jsontext
 from jlis.db import UtcDateTime
 
 
@@ -114,31 +114,10 @@ def bulk_update_values(
 
 def _json_rows(dialect: Dialect, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """The rows (values in ``columns`` order) as a JSON array of objects, each value through its
-    column's bind processor, dates and times in ISO form (PostgreSQL reads them back as the
-    column's type)."""
-    convert = [(c, _json_converter(table.c[c].type, dialect)) for c in columns]
-    out = []
-    for row in rows:
-        item = {}
-        for (c, f), v in zip(convert, row, strict=True):
-            item[c] = v if f is None or v is None else f(v)
-        out.append(item)
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_converter(type_: Any, dialect: Dialect) -> Any:
-    """How one column's values become JSON: None when they already are (text, numbers)."""
-    proc = type_._cached_bind_processor(dialect)
-    python = getattr(type_, "impl", type_)
-    if isinstance(python, Date | DateTime):
-        if proc is None:
-            return _iso
-        return lambda v: _iso(proc(v))
-    return proc
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date) else value
+    column's bind processor (:func:`_processed`), dates and times in ISO form (PostgreSQL reads
+    them back as the column's type)."""
+    processed = _processed(dialect, table, columns, rows)
+    return jsontext.dumps([dict(zip(columns, row, strict=True)) for row in processed])
 
 
 def _processed(

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from sqlalchemy import ColumnElement, Table, bindparam, func, not_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jlis import jsontext
 from jlis.bulk import Prepared, bulk_insert
 from jlis.clock import Clock
 from jlis.db import read_only, transaction
@@ -496,7 +497,7 @@ def parked(session: Session) -> list[Message]:
 
 def _message(r: Sequence[Any]) -> Message:
     seq, message_id, source, destination, topic, key, payload = r
-    return Message(message_id, source, destination, topic, key, json.loads(payload), seq, payload)
+    return Message(message_id, source, destination, topic, key, jsontext.loads(payload), seq, payload)
 
 
 def pending_counts(session: Session, destinations: Sequence[str]) -> Counter[tuple[str, str]]:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from jlis import jsontext
 from jlis.audit import AuditLog
 from jlis.bulk import Bound
 from jlis.clock import Clock
@@ -1013,7 +1014,7 @@ class RegistryService:
                 "recorded_at": now,
                 "staff": staff or self.staff,
                 "summary": summary[:400],
-                "snapshot": json.dumps(snapshot(_columns(row), view.household_no), ensure_ascii=False),
+                "snapshot": jsontext.dumps(snapshot(_columns(row), view.household_no)),
             }
         )
         if reason in NOTIFIED_REASONS:
