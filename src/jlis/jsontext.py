@@ -3,8 +3,9 @@ escapes), keys in their order — what ``json.dumps(..., ensure_ascii=False, sep
 writes, made by orjson (C) at a sixth of the cost: every change encodes its messages and its
 history snapshot, and the relay decodes each message it reads (bench/RESULTS.md, Propagation).
 
-orjson also writes ``date`` and aware ``datetime`` values (ISO 8601, as ``isoformat`` does) where
-the ``json`` module would refuse them; everything else is refused the same way (``TypeError``).
+Where the two differ: orjson writes ``date`` and aware ``datetime`` values (ISO 8601, as
+``isoformat`` does) where the ``json`` module refuses them, and refuses integers beyond 64 bits and
+keys that are not text, which it would write; what neither can hold raises ``TypeError``.
 """
 
 from __future__ import annotations
