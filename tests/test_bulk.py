@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.bulk import (
+    Bound,
     Prepared,
     _processed,
     _tuples,
@@ -81,6 +82,30 @@ def test_prepared_statements_bind_and_read_like_sqlalchemy(factory: sessionmaker
         assert FAILED.run(s, {"k": "k1"}) == 3
         assert BY_KEY.first(s, {"k": "k1"}) == ("m-0", at, 5)
         assert BY_KEY.first(s, {"k": "none"}) is None
+
+
+def test_a_transaction_runs_its_statements_on_one_bound_and_one_cursor(
+    factory: sessionmaker[Session],
+) -> None:
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    with factory() as s:
+        with s.begin():
+            first = Bound.current(s)
+            INSERT.rows(s, row(0, at))
+            assert Bound.current(s) is first
+            assert first.cursor is first.cursor
+            assert BY_KEY.first(s, {"k": "k1"}) == ("m-0", at, 0)
+            assert Bound.current(s).cursor is first.cursor
+        # The next transaction has its own (its connection may be another one of the pool).
+        with s.begin():
+            second = Bound.current(s)
+            assert second is not first
+            assert BY_KEY.first(second, {"k": "k1"}) == ("m-0", at, 0)
+        s.begin()
+        third = Bound.current(s)
+        s.rollback()
+        assert Bound.current(s) is not third  # begins a new transaction
+        s.rollback()
 
 
 def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> None:

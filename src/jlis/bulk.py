@@ -185,21 +185,48 @@ def bump_sequence(session: Session, table: Table, column: str = "id") -> None:
 
 class Bound:
     """A session's connection as the driver sees it (its dialect and DBAPI connection), taken once
-    for a run of prepared statements: ``Session.connection()`` costs more than a short statement."""
+    for a run of prepared statements: ``Session.connection()`` costs more than a short statement.
+    :meth:`current` keeps one per session transaction, so the actions of a group share it."""
 
-    __slots__ = ("dbapi", "dialect")
+    __slots__ = ("_cursor", "dbapi", "dialect")
 
     def __init__(self, session: Session) -> None:
         conn = session.connection()  # begins the session's transaction if needed, as execute would
         self.dialect: Dialect = conn.dialect
         self.dbapi: Any = conn.connection.driver_connection
+        self._cursor: Any = None
 
     @classmethod
     def of(cls, dialect: Dialect, dbapi: Any) -> Bound:
         """A driver connection already in hand (a planned transaction's replay), without a session."""
         bound = cls.__new__(cls)
-        bound.dialect, bound.dbapi = dialect, dbapi
+        bound.dialect, bound.dbapi, bound._cursor = dialect, dbapi, None
         return bound
+
+    @classmethod
+    def current(cls, session: Session) -> Bound:
+        """The Bound of ``session``'s transaction (beginning one if needed): made once per
+        transaction. A session holds one connection for the whole of a transaction."""
+        transaction = session.get_transaction()
+        held: tuple[Any, Bound] | None = session.info.get(_BOUND_KEY)
+        if held is not None and transaction is not None and held[0] is transaction:
+            return held[1]
+        bound = cls(session)
+        session.info[_BOUND_KEY] = (session.get_transaction(), bound)
+        return bound
+
+    @property
+    def cursor(self) -> Any:
+        """One driver cursor for every statement run through this Bound: psycopg's cursor costs
+        more to make than a short statement's parameters. Each statement's rows are fetched whole
+        before the next runs."""
+        cur = self._cursor
+        if cur is None:
+            cur = self._cursor = self.dbapi.cursor()
+        return cur
+
+
+_BOUND_KEY = "jlis.bulk.bound"  # Session.info: (the transaction, its Bound)
 
 
 class Prepared:
@@ -225,14 +252,11 @@ class Prepared:
 
     def rows(self, on: Session | Bound, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute and return every result row (result processors applied)."""
-        b = on if isinstance(on, Bound) else Bound(on)
+        b = on if isinstance(on, Bound) else Bound.current(on)
         plan = self._plan(b.dialect)
-        cur = b.dbapi.cursor()
-        try:
-            cur.execute(plan.sql, plan.bind(params or {}))
-            fetched = cur.fetchall()
-        finally:
-            cur.close()
+        cur = b.cursor
+        cur.execute(plan.sql, plan.bind(params or {}))
+        fetched = cur.fetchall()
         procs = plan.result
         if not procs:
             return [tuple(r) for r in fetched]
@@ -251,25 +275,18 @@ class Prepared:
 
     def run(self, on: Session | Bound, params: dict[str, Any]) -> int:
         """Execute a statement without result rows; return the row count."""
-        b = on if isinstance(on, Bound) else Bound(on)
+        b = on if isinstance(on, Bound) else Bound.current(on)
         plan = self._plan(b.dialect)
-        cur = b.dbapi.cursor()
-        try:
-            cur.execute(plan.sql, plan.bind(params))
-            return int(cur.rowcount)
-        finally:
-            cur.close()
+        cur = b.cursor
+        cur.execute(plan.sql, plan.bind(params))
+        return int(cur.rowcount)
 
     def run_many(self, on: Session | Bound, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        b = on if isinstance(on, Bound) else Bound(on)
+        b = on if isinstance(on, Bound) else Bound.current(on)
         plan = self._plan(b.dialect)
-        cur = b.dbapi.cursor()
-        try:
-            cur.executemany(plan.sql, [plan.bind(p) for p in rows])
-        finally:
-            cur.close()
+        b.cursor.executemany(plan.sql, [plan.bind(p) for p in rows])
 
 
 class _Plan:

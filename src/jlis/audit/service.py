@@ -304,7 +304,7 @@ class AuditLog:
                 )
             )
             prev = digest
-        bound = Bound(session)
+        bound = Bound.current(session)
         if len(rows) == 1:
             _INSERT_ENTRY.run(bound, rows[0])
         else:

@@ -246,7 +246,7 @@ class RegistryService:
     def _db(self) -> Bound:
         """The transaction's connection for prepared statements, taken once per action."""
         if self._bound is None:
-            self._bound = Bound(self.s)
+            self._bound = Bound.current(self.s)
         return self._bound
 
     def _forget(self) -> None:

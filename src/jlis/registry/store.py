@@ -252,7 +252,7 @@ def _write_held_rows(session: Session) -> None:
     write_held(session, held, [None] * len(held))
     held_versions: set[str] = session.info.pop(WRITTEN_HELD, set())
     if held_versions:
-        bound = Bound(session)
+        bound = Bound.current(session)
         for lg_code in sorted(held_versions):
             register_written(session, bound, lg_code)
 
@@ -398,7 +398,7 @@ class GroupPlan:
 def plan_changes(session: Session) -> None:
     """:func:`hold_changes`, for a group planned on ``session``'s snapshot."""
     hold_changes(session)
-    raw = Bound(session).dbapi
+    raw = Bound.current(session).dbapi
     plan = current(raw)
     if plan is None:
         raise PlanRefused("the session is not planning")
