@@ -199,6 +199,23 @@ def test_each_connection_keeps_a_larger_page_cache(engine: Engine) -> None:
         assert c.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB == -65536
 
 
+def test_the_database_url_can_set_the_page_cache(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'small.sqlite3'}?cache_mib=16")
+    try:
+        with engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA cache_size").scalar() == -16 * 1024
+            assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert (tmp_path / "small.sqlite3").exists()  # the file of the URL without the parameter
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "1.5", "70000"])
+def test_a_bad_page_cache_size_is_refused_by_name(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ValueError, match="cache_mib: must be a whole number of MiB from 1 to 65536"):
+        make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}?cache_mib={value}")
+
+
 def test_a_commit_checkpoints_a_large_wal_after_releasing_the_lock(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -118,7 +118,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, cache_kib: int = 0) -> None:
     # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin).
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -128,7 +128,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
-    cur.execute(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
+    cur.execute(f"PRAGMA cache_size={-(cache_kib or SQLITE_CACHE_KIB)}")
     # Checkpoint the WAL back into the database every ~400 MB instead of every ~4 MB. A change
     # dirties ~37 pages (150 KB of WAL: every row write rewrites a 4 KB page of a table or an
     # index), and a checkpoint writes each page back at random and fsyncs: the fewer checkpoints,
@@ -337,7 +337,15 @@ def sqlite_writer(engine: Engine) -> SqliteWriter | None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``. A SQLite URL may end with ``?cache_mib=N``: each connection's page
+    cache in MiB instead of ``SQLITE_CACHE_KIB`` (a deployment with many connections and little
+    memory may want it smaller)."""
     if url.startswith("sqlite"):
+        parsed = make_url(url)
+        cache_kib = 0
+        if "cache_mib" in parsed.query:
+            cache_kib = _cache_mib(parsed.query["cache_mib"]) * 1024
+            url = parsed.difference_update_query(["cache_mib"]).render_as_string(hide_password=False)
         path = make_url(url).database
         if not path or path == ":memory:" or path.startswith("file:"):
             path = None  # a memory database, or a URI form: no file to lock beside
@@ -346,10 +354,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Connections that can plan a transaction (jlis.planned); otherwise plain sqlite3 ones.
         connect_args = {"factory": PlanningConnection, **kwargs.pop("connect_args", {})}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, cache_kib=cache_kib))
         _install_writer(engine, path)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _cache_mib(raw: Any) -> int:
+    value = raw[-1] if isinstance(raw, tuple) else raw
+    if not str(value).isdigit() or not 1 <= int(value) <= 65536:
+        raise ValueError(
+            f"database URL cache_mib: must be a whole number of MiB from 1 to 65536, not {value!r}"
+        )
+    return int(value)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
