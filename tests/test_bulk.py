@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import psycopg
 import pytest
 from sqlalchemy import (
     JSON,
@@ -24,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.bulk import (
     Bound,
     Prepared,
-    _binary_copy_types,
     _processed,
     _tuples,
     bulk_insert,
@@ -139,33 +137,6 @@ def test_rows_given_as_values_are_written_as_the_same_rows_as_dicts(factory: ses
             ("m-0", "u", 2, at), ("m-1", "t", 0, at), ("m-2", "t", 0, at),
             ("m-3", "t", 0, at), ("m-4", "v", 3, at), ("m-5", "t", 0, at),
         ]  # fmt: skip
-
-
-def test_postgresql_copies_in_binary_only_the_column_types_it_can_send_as_they_are() -> None:
-    dialect = make_engine("postgresql+psycopg://u@127.0.0.1/x").dialect
-    assert _binary_copy_types(dialect, OUT, ("message_id", "payload", "created_at", "attempts")) == [
-        "varchar",
-        "text",
-        "timestamptz",
-        "int4",
-    ]
-    # A JSON column's values are text already made by its processor: copied as text, as before.
-    t = Table("t", MetaData(), Column("s", String(3)), Column("j", JSON), Column("d", Date))
-    assert _binary_copy_types(dialect, t, ("s", "d")) == ["varchar", "date"]
-    assert _binary_copy_types(dialect, t, ("s", "j")) is None
-
-
-def test_binary_copy_keeps_the_column_checks(factory: sessionmaker[Session]) -> None:
-    """A value too long for its column is refused by PostgreSQL's COPY in binary as in text (SQLite
-    does not check lengths at all), and nothing of the batch is written."""
-    if factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("SQLite does not check VARCHAR lengths")
-    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
-    long = row(0, at) | {"source": "x" * 40}
-    with factory() as s, s.begin(), pytest.raises(psycopg.errors.StringDataRightTruncation):
-        bulk_insert(s, OUT, [row(1, at), long])
-    with factory() as s:
-        assert s.execute(select(OUT.c.seq)).first() is None
 
 
 def test_sqlite_values_are_what_the_bind_processors_make() -> None:

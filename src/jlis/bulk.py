@@ -8,7 +8,6 @@ On PostgreSQL rows go through ``COPY ... FROM STDIN`` (psycopg 3); elsewhere thr
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
@@ -36,22 +35,12 @@ def bulk_insert_values(
     otherwise build a dict per row only for it to be taken apart here."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect
-    if dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         conn = session.connection().connection.driver_connection  # psycopg.Connection
         quoted = ", ".join(f'"{c}"' for c in columns)
-        types = _binary_copy_types(dialect, table, tuple(columns))
-        if types is None:
-            with conn.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[union-attr]
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            values = _processed(dialect, table, columns, rows)
-            sql = f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT BINARY)'
-            with conn.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
-                copy.set_types(types)
-                for row in values:
-                    copy.write_row(row)
+        with conn.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
     else:
         # The DBAPI's executemany with each column's own bind processor applied: the same values
         # SQLAlchemy would send, without its per-row parameter machinery (3x faster).
@@ -61,34 +50,6 @@ def bulk_insert_values(
         values = _processed(conn.dialect, table, columns, rows)
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', values)
     return len(rows)
-
-
-# PostgreSQL types that COPY's binary format takes straight from the Python values of the columns'
-# bind processors, and psycopg's binary name for each. Binary COPY costs the client half of what
-# text does (no text formatting of each value) and the server a third less (no parsing of dates
-# and times); a table with any other type of column is copied as text.
-_BINARY_COPY = {
-    "VARCHAR": "varchar",
-    "TEXT": "text",
-    "SMALLINT": "int2",
-    "INTEGER": "int4",
-    "BIGINT": "int8",
-    "BOOLEAN": "bool",
-    "DATE": "date",
-    "TIMESTAMP WITH TIME ZONE": "timestamptz",
-}
-
-
-@functools.lru_cache(maxsize=256)
-def _binary_copy_types(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[str] | None:
-    """The binary COPY types of ``columns``, or None when one of them has no entry above."""
-    types = []
-    for c in columns:
-        name = _BINARY_COPY.get(table.c[c].type.compile(dialect=dialect).split("(")[0].strip())
-        if name is None:
-            return None
-        types.append(name)
-    return types
 
 
 def _tuples(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
