@@ -291,10 +291,13 @@ def run(
     relays: int = 1,
     stack: bool = False,
     planned: bool = True,
+    pop: Population | None = None,
 ) -> dict[str, Any]:
     """``inline``: one counter process that runs the relay itself in a thread; otherwise
-    ``counters`` counter processes and one relay process beside them."""
-    pop = seed(engine, residents)
+    ``counters`` counter processes and one relay process beside them. ``pop``: a population
+    already seeded into ``engine`` (by :func:`seed`); otherwise ``residents`` are seeded first."""
+    if pop is None:
+        pop = seed(engine, residents)
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()  # the processes open their own connections
     ctx = mp.get_context("fork")  # children inherit the loaded town master
@@ -375,12 +378,28 @@ def run(
 
 
 def pgbench(admin_url: str, database: str, seconds: int, scale: int) -> float:
+    """pgbench's tps on a fresh database ``database`` beside ``admin_url``'s."""
+    pgbench_init(admin_url, database, scale)
+    return pgbench_run(admin_url, database, seconds)
+
+
+def _pgbench_args(admin_url: str) -> list[str]:
     url = make_url(admin_url)
-    args = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+    return ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
+
+
+def pgbench_init(admin_url: str, database: str, scale: int) -> None:
     fresh_postgres(admin_url, database).dispose()
     subprocess.run(
-        ["pgbench", "-i", "-q", "-s", str(scale), *args, database], check=True, capture_output=True
+        ["pgbench", "-i", "-q", "-s", str(scale), *_pgbench_args(admin_url), database],
+        check=True,
+        capture_output=True,
     )
+
+
+def pgbench_run(admin_url: str, database: str, seconds: int) -> float:
+    """TPC-B, 8 clients, 2 threads: the tps."""
+    args = _pgbench_args(admin_url)
     out = subprocess.run(
         ["pgbench", "-c", "8", "-j", "2", "-T", str(seconds), *args, database],
         check=True,
