@@ -333,7 +333,8 @@ def restore_rows(session: Session, lg_code: str, lines: Sequence[bytes], *, repl
         items = rows[table.name]
         for start in range(0, len(items), EXPORT_CHUNK):
             session.execute(insert(table), items[start : start + EXPORT_CHUNK])
-    register_written(session, Bound.current(session), lg_code)  # a counter group planned meanwhile must not replay
+    # A counter group planned meanwhile must not replay.
+    register_written(session, Bound.current(session), lg_code)
     if session.get_bind().dialect.name == "postgresql":
         # Rows came with their ids: move each id sequence past them, or the next insert would clash.
         for table in TABLES:
