@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -405,7 +404,7 @@ class Relay:
         raw = s.connection().connection.driver_connection
         merge_reads(raw, _O.name)
         stmt = _WAITING_FOR[s.get_bind().dialect.name]
-        rows = stmt.rows(s, {"destinations": json.dumps(sorted(destinations)), "seq": beyond})
+        rows = stmt.rows(s, {"destinations": jsontext.dumps(sorted(destinations)), "seq": beyond})
         return {(d, k) for d, k in rows}
 
     def _apply_in(
@@ -479,7 +478,7 @@ class Relay:
         with self._transaction() as s:
             for chunk in _chunks(seqs, 5000):
                 ack = _ACK[s.get_bind().dialect.name]
-                ack.run(s, {"seqs": json.dumps(chunk), "now": now})
+                ack.run(s, {"seqs": jsontext.dumps(chunk), "now": now})
 
 
 T = TypeVar("T")
