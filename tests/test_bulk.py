@@ -108,6 +108,21 @@ def test_a_transaction_runs_its_statements_on_one_bound_and_one_cursor(
         s.rollback()
 
 
+def test_updated_times_read_back_as_the_same_instant(factory: sessionmaker[Session]) -> None:
+    """bulk_update_values writes times as SQLAlchemy would: on PostgreSQL through the JSON document
+    (jlis.jsontext), with microseconds and the offset, whatever the value's own time zone."""
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    later = dt.datetime(2026, 11, 27, 6, 2, 59, 566265, tzinfo=JST)
+    whole = dt.datetime(2026, 11, 27, 0, 0, tzinfo=dt.UTC)  # no microseconds
+    with factory() as s, s.begin():
+        INSERT_MANY.run_many(s, [row(i, at) for i in (0, 1)])
+        cols = ("created_at", "message_id")
+        assert bulk_update_values(s, OUT, ("message_id",), cols, [(later, "m-0"), (whole, "m-1")]) == 2
+    with factory() as s:
+        got = [tuple(r) for r in s.execute(select(OUT.c.message_id, OUT.c.created_at).order_by(OUT.c.seq))]
+    assert got == [("m-0", later), ("m-1", whole)]
+
+
 def test_expanding_parameters_are_refused(factory: sessionmaker[Session]) -> None:
     stmt = Prepared(select(OUT.c.seq).where(OUT.c.seq.in_(bindparam("seqs", expanding=True))))
     with factory() as s, pytest.raises(ValueError, match="expanding"):
