@@ -127,7 +127,7 @@ def _processed(
     (a processor mapped over a column runs in C's loop, not in a Python loop per row and value),
     each distinct value of a column once."""
     procs = [
-        (i, _sqlite_processor(table.c[c].type, p))
+        (i, _value_processor(table.c[c].type, p))
         for i, c in enumerate(columns)
         if (p := table.c[c].type._cached_bind_processor(dialect)) is not None
     ]
@@ -151,10 +151,12 @@ def _processed(
 _SQLITE_DATE_FORMAT = "%(year)04d-%(month)02d-%(day)02d"
 
 
-def _sqlite_processor(type_: Any, proc: Any) -> Any:
-    """``proc`` as a function that leaves None as it is; for a plain ``Date`` stored in SQLite's
-    default format, the same text from ``date.isoformat`` (C, where SQLAlchemy's processor formats
-    a dict in Python). SQLAlchemy's Date processor and UtcDateTime's pass None through already."""
+def _value_processor(type_: Any, proc: Any) -> Any:
+    """A column's bind processor ``proc`` as :func:`_processed` applies it, on SQLite and to
+    PostgreSQL's JSON rows: a function that leaves None as it is; for a plain ``Date`` stored in
+    SQLite's default format, the same text from ``date.isoformat`` (C, where SQLAlchemy's processor
+    formats a dict in Python). SQLAlchemy's Date processor and UtcDateTime's pass None through
+    already. (On PostgreSQL only UtcDateTime has a processor: psycopg takes dates and times.)"""
     if type(type_) is Date and getattr(type_, "_storage_format", None) in (None, _SQLITE_DATE_FORMAT):
         date = dt.date
 
