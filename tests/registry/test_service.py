@@ -354,3 +354,27 @@ def test_a_refused_relocation_changes_nothing_even_in_a_batch(counter: Counter) 
             )
         after = svc.get(child.id)
     assert after.household_id == head.household_id and after.relationship == "子" and after.version == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "rule"),
+    [
+        ("131017", "check digit does not match"),
+        ("13101", "must be 6 digits"),
+        ("141003", "must be a municipality that keeps a register"),  # 横浜市: its wards keep them
+        ("139998", "unknown municipality"),
+    ],
+)
+def test_a_counter_of_a_bad_municipality_is_refused_every_time(
+    counter: Counter, code: str, rule: str
+) -> None:
+    """The register's code is checked once per distinct value (a cache): a refusal is never cached."""
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match=rule) as refused, counter.service(code):
+            pass
+        assert refused.value.field == "地方公共団体コード"
+
+
+def test_a_counter_code_in_full_width_digits_is_the_same_register(counter: Counter) -> None:
+    with counter.service("１３１０１６") as svc:
+        assert svc.lg_code == CHIYODA
