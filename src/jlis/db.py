@@ -346,7 +346,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if "cache_mib" in parsed.query:
             cache_kib = _cache_mib(parsed.query["cache_mib"]) * 1024
             url = parsed.difference_update_query(["cache_mib"]).render_as_string(hide_password=False)
-        path = make_url(url).database
+        path = parsed.database
         if not path or path == ":memory:" or path.startswith("file:"):
             path = None  # a memory database, or a URI form: no file to lock beside
         else:

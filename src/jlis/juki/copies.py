@@ -153,15 +153,13 @@ def apply_records_many(
         result = Applied()
         k = node if keyed else ""
         extra = {"node": node} if keyed else {}
+        tail = (now, node) if keyed else (now,)  # a history row's values after the message id
         added = 0
         superseding: dict[str, str] = {}
         for message_id, row in entries:
             code = row["resident_code"]
             at = row["recorded_at"]
-            if keyed:
-                history.append((*of_history(row), message_id, now, node))
-            else:
-                history.append((*of_history(row), message_id, now))
+            history.append((*of_history(row), message_id, *tail))
             previous = row.get("previous_resident_code")
             if previous and previous != code:
                 superseding[previous] = code
@@ -243,10 +241,11 @@ def _update_rows(
     changed: list[tuple[Any, ...]] = []
     of_kept, of_all, of_indexed = itemgetter(*keep), itemgetter(*sets), tier.indexed_values
     for (k, code), row in updates.items():
+        tail = (now, k, code) if keyed else (now, code)
         if indexed and of_indexed(row) == stored_index.get((k, code)):
-            same.append((*of_kept(row), now, k, code) if keyed else (*of_kept(row), now, code))
+            same.append((*of_kept(row), *tail))
         else:
-            changed.append((*of_all(row), now, k, code) if keyed else (*of_all(row), now, code))
+            changed.append((*of_all(row), *tail))
     key = tier.key_columns
     for columns, rows in ((keep, same), (sets, changed)):
         if rows:

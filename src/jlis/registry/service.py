@@ -208,7 +208,6 @@ class RegistryService:
         self._history: list[dict[str, object]] = []
         self._messages: list[Message] = []
         self._now: dt.datetime | None = None
-        self._bound: Bound | None = None
         self._inserted = False  # the action inserted a resident or a household
 
     def _enter(self, name: str, plannable: bool) -> None:
@@ -251,13 +250,11 @@ class RegistryService:
 
     @property
     def _db(self) -> Bound:
-        """The transaction's connection for prepared statements, taken once per action."""
-        if self._bound is None:
-            self._bound = Bound.current(self.s)
-        return self._bound
+        """The transaction's connection for prepared statements (one per transaction, shared by
+        the actions of a group)."""
+        return Bound.current(self.s)
 
     def _forget(self) -> None:
-        self._bound = None
         self._residents.forget()
         self._households.forget()
         self._history, self._messages = [], []
