@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.clock import JST, FixedClock
 from jlis.db import Base, import_all_tables, make_engine, make_session_factory
+from jlis.registry.store import forget_household_ids
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Under pytest-xdist each worker gets a database of its own (<name>_gw0, …), created on first use:
@@ -101,6 +102,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with eng.begin() as conn:
         names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    forget_household_ids(eng)  # the sequences start over: ids reserved from them would clash
 
 
 @pytest.fixture

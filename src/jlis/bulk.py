@@ -174,13 +174,15 @@ def _value_processor(type_: Any, proc: Any) -> Any:
 
 
 def bump_sequence(session: Session, table: Table, column: str = "id") -> None:
-    """After rows were written with explicit ids, move PostgreSQL's sequence past them."""
+    """After rows were written with explicit ids, move PostgreSQL's sequence past them. Never back:
+    ids it handed out may be reserved and not yet written (registry.store.HouseholdIds)."""
     if session.get_bind().dialect.name != "postgresql":
         return
+    seq = f"pg_get_serial_sequence('{table.name}', '{column}')"
     session.execute(
         text(
-            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column}'), "
-            f'COALESCE((SELECT MAX({column}) FROM "{table.name}"), 0) + 1, false)'
+            f"SELECT setval({seq}, GREATEST(COALESCE((SELECT MAX({column}) FROM \"{table.name}\"), 0), "
+            f"COALESCE(pg_sequence_last_value({seq}::regclass), 0)) + 1, false)"
         )
     )
 
@@ -282,6 +284,18 @@ class Prepared:
         cur = b.cursor
         cur.execute(plan.sql, plan.bind(params))
         return int(cur.rowcount)
+
+    def defer(self, on: Session | Bound, params: dict[str, Any]) -> None:
+        """Execute a write whose row count and errors the caller does not need at once: on
+        PostgreSQL it goes to the server with the transaction's next statement or its commit, in
+        one round trip (jlis.writebehind); elsewhere it runs now."""
+        b = on if isinstance(on, Bound) else Bound.current(on)
+        plan = self._plan(b.dialect)
+        defer = getattr(b.dbapi, "defer", None)
+        if defer is None:
+            b.cursor.execute(plan.sql, plan.bind(params))
+        else:
+            defer(plan.sql, plan.bind(params))
 
     def run_many(self, on: Session | Bound, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:

@@ -357,7 +357,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, cache_kib=cache_kib))
         _install_writer(engine, path)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if engine.dialect.driver == "psycopg":
+        event.listen(engine, "do_connect", _write_behind_connect)
+    return engine
+
+
+def _write_behind_connect(_dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """psycopg connections that can hold writes back (jlis.writebehind)."""
+    from jlis.writebehind import WriteBehindConnection
+
+    return WriteBehindConnection.connect(*cargs, **cparams)
 
 
 def _cache_mib(raw: Any) -> int:

@@ -29,6 +29,7 @@ from jlis.clock import FixedClock
 from jlis.db import Base, make_engine, make_session_factory, transaction
 from jlis.errors import Forbidden, InvalidInput, NotFound, RuleViolation
 from jlis.registry import Placement
+from jlis.registry.store import forget_household_ids
 from jlis.registry.tables import HouseholdRow, RegisterVersionRow, ResidentRow
 
 from .conftest import AGENCY, CHIYODA, OPERATOR, SHINJUKU, BclWorld, staff
@@ -337,6 +338,7 @@ def test_restore_after_the_register_was_lost_and_its_id_sequences_reset(
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in TABLES)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            forget_household_ids(engine)  # as a rebuilt server's processes start afresh
         else:
             for table in reversed(TABLES):
                 conn.execute(table.delete())

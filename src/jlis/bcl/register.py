@@ -29,12 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Date, Table, delete, func, insert, select, text
+from sqlalchemy import Date, Table, delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from jlis.audit import AuditLog
-from jlis.bulk import Bound
+from jlis.bulk import Bound, bump_sequence
 from jlis.db import READ_ONLY, UtcDateTime
 from jlis.errors import RuleViolation
 from jlis.registry.store import register_written
@@ -338,10 +338,5 @@ def restore_rows(session: Session, lg_code: str, lines: Sequence[bytes], *, repl
     if session.get_bind().dialect.name == "postgresql":
         # Rows came with their ids: move each id sequence past them, or the next insert would clash.
         for table in TABLES:
-            session.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                    f"GREATEST((SELECT COALESCE(MAX(id), 0) FROM {table.name}), 1))"
-                )
-            )
+            bump_sequence(session, table)
     return Counts.of({name: len(items) for name, items in rows.items()})

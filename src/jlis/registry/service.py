@@ -209,6 +209,9 @@ class RegistryService:
         self._messages: list[Message] = []
         self._now: dt.datetime | None = None
         self._inserted = False  # the action inserted a resident or a household
+        # Whether another active member lives in the household of a record the action loaded,
+        # as read with the record (store.LOAD_WITH_HOUSEHOLD), before the action changed anything.
+        self._others_active: dict[int, bool] = {}
 
     def _enter(self, name: str, plannable: bool) -> None:
         """A top-level action begins: in a planned group, check that it may run there, and give
@@ -255,6 +258,7 @@ class RegistryService:
         return Bound.current(self.s)
 
     def _forget(self) -> None:
+        self._others_active.clear()
         self._residents.forget()
         self._households.forget()
         self._history, self._messages = [], []
@@ -761,21 +765,27 @@ class RegistryService:
     # ------------------------------------------------------------------ households
 
     @_action
-    def new_household(self, created_on: dt.date) -> Household:
+    def new_household(self, created_on: dt.date, *, head_resident_id: int | None = None) -> Household:
+        """A household with no members yet; ``head_resident_id``: an existing resident who heads it
+        (written with the insert, not by an update after it)."""
         values = {
             "lg_code": self.lg_code,
             "household_no": "",
-            "head_resident_id": None,
+            "head_resident_id": head_resident_id,
             "created_on": created_on,
         }
         self._inserted = True
         plan: store.GroupPlan | None = self.s.info.get(store.PLAN_KEY)
-        if plan is not None:  # the id is reserved: the plan's replay writes the one it planned
-            hid = plan.household_ids.take()
+        db = self._db
+        if plan is not None or db.dialect.name == "postgresql":
+            # A reserved id: the plan's replay writes the one it planned; on PostgreSQL the insert
+            # then needs no answer and goes with the transaction's next statement.
+            ids = plan.household_ids if plan is not None else store.household_ids(self.s.get_bind().engine)
+            hid = ids.take()
             values["household_no"] = f"{hid:010d}"
-            store.INSERT_HOUSEHOLD_WITH_ID.run(self._db, {"id": hid, **values})
+            store.INSERT_HOUSEHOLD_WITH_ID.defer(db, {"id": hid, **values})
             return self._households.adopt((hid, *values.values()))
-        (hid,) = store.INSERT_HOUSEHOLD.rows(self._db, values)[0]
+        (hid,) = store.INSERT_HOUSEHOLD.rows(db, values)[0]
         hh = self._households.adopt((hid, *values.values()))
         hh.household_no = f"{hid:010d}"  # the number is the id: written with the action's other changes
         return hh
@@ -806,7 +816,8 @@ class RegistryService:
             found = store.LOAD_WITH_HOUSEHOLD.first(self._db, {"rid": resident_id})
             if found is not None:
                 row = self._residents.adopt(found[:_NR])
-                self._households.adopt(found[_NR:])
+                self._households.adopt(found[_NR:-1])
+                self._others_active[row.id] = found[-1]
         # Another municipality's record answers exactly like a missing one: staff are scoped to
         # their own 団体 and must not learn that a record exists elsewhere (fails closed).
         if row is None or row.lg_code != self.lg_code:
@@ -849,13 +860,17 @@ class RegistryService:
                 row.household_id = target.id
                 row.relationship = check_name("続柄", placement.relationship)
             return
-        others = store.ANOTHER_ACTIVE_MEMBER.first(
-            self._db, {"hid": row.household_id, "active": Status.ACTIVE.value, "rid": row.id}
-        )
+        others = self._others_active.get(row.id)  # read with the record, in this action
+        if others is None:
+            others = (
+                store.ANOTHER_ACTIVE_MEMBER.first(
+                    self._db, {"hid": row.household_id, "active": Status.ACTIVE.value, "rid": row.id}
+                )
+                is not None
+            )
         if others:
             self._leave_household(row, None)
-            hh = self.new_household(since)
-            hh.head_resident_id = row.id
+            hh = self.new_household(since, head_resident_id=row.id)
             row.household_id, row.relationship = hh.id, "世帯主"
 
     def _household_for(self, placement: Placement, since: dt.date) -> Household:

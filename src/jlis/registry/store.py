@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from jlis.audit.service import (
 from jlis.bulk import Bound, Prepared, bulk_insert
 from jlis.messaging.outbox import OUTBOX_TABLE, held_count, hold, release, rewind_held, write_held
 from jlis.planned import Plan, PlanRefused, ReplayMismatch, current, merge_reads
+from jlis.registry.models import Status
 from jlis.registry.tables import (
     HistoryRow,
     HouseholdRow,
@@ -146,7 +147,7 @@ class RowSet(Generic[R]):
             if changed:
                 params = {f"v_{c}": getattr(row, c) for c in changed}
                 params["k_id"] = rid
-                self._update(changed).run(session, params)
+                self._update(changed).defer(session, params)
                 wrote = True
                 if self.plan is not None:
                     self.plan.wrote(self.table, now, before)
@@ -172,8 +173,21 @@ def _update_statement(table: Table, columns: tuple[str, ...]) -> Prepared:
 
 # Statements of the counter's hot path, prepared once per dialect.
 _r, _h = RESIDENTS.c, HOUSEHOLDS.c
+_o = RESIDENTS.alias("o")
+# The record, its household, and whether another active member lives in it (what a 転居 asks
+# next: does the mover leave others behind?), in one round trip.
 LOAD_WITH_HOUSEHOLD = Prepared(
-    select(*RESIDENTS.columns, *HOUSEHOLDS.columns)
+    select(
+        *RESIDENTS.columns,
+        *HOUSEHOLDS.columns,
+        exists()
+        .where(
+            _o.c.household_id == _r.household_id,
+            _o.c.status == bindparam("active", Status.ACTIVE.value),
+            _o.c.id != _r.id,
+        )
+        .label("others_active"),
+    )
     .join(HOUSEHOLDS, _h.id == _r.household_id)
     .where(_r.id == bindparam("rid"))
 )
@@ -290,29 +304,40 @@ INSERT_HOUSEHOLD_WITH_ID = Prepared(insert(HOUSEHOLDS).inline(), keys=HOUSEHOLD_
 
 
 class HouseholdIds:
-    """Ids for the households that planned groups found, reserved in blocks: a plan cannot take
-    an id from the database (``RETURNING``) and its replay must write the id the plan's history
-    and messages already carry. On SQLite reg_households is AUTOINCREMENT, so a block reserved by
-    moving sqlite_sequence on is never handed out by an ordinary insert; ids a plan took and did
-    not replay are skipped, as a rolled-back insert's are."""
+    """Household ids reserved in blocks, for inserts that cannot take theirs from the database
+    (``RETURNING``): a planned group's (SQLite), whose replay must write the id the plan's history
+    and messages already carry, and a counter action's on PostgreSQL, whose insert then waits to
+    go with the transaction's next statement (jlis.writebehind). An id reserved and not written is
+    skipped, as a rolled-back insert's is.
+
+    On SQLite reg_households is AUTOINCREMENT, so a block reserved by moving sqlite_sequence on is
+    never handed out by an ordinary insert; on PostgreSQL the block is taken from the table's
+    sequence, which every insert draws from."""
 
     BLOCK = 200
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._next = self._end = 0
+        self._ids: list[int] = []
         self._lock = threading.Lock()
 
     def take(self) -> int:
         with self._lock:
-            if self._next >= self._end:
-                self._next, self._end = self._reserve()
-            self._next += 1
-            return self._next - 1
+            if not self._ids:
+                self._ids = self._reserve()[::-1]
+            return self._ids.pop()
 
-    def _reserve(self) -> tuple[int, int]:
-        """A block of ids, in a transaction of its own (the plan's is a snapshot)."""
+    def _reserve(self) -> list[int]:
+        """A block of ids, in a transaction of its own (the plan's is a snapshot, and the counter's
+        must not hold the sequence's block back from the others)."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                return list(
+                    conn.exec_driver_sql(
+                        "SELECT nextval(pg_get_serial_sequence('reg_households', 'id')) "
+                        f"FROM generate_series(1, {self.BLOCK})"
+                    ).scalars()
+                )
             found = conn.exec_driver_sql(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'reg_households'"
             ).scalar()
@@ -327,11 +352,20 @@ class HouseholdIds:
                 conn.exec_driver_sql(
                     "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'reg_households'", (self.BLOCK,)
                 )
-        return start + 1, start + 1 + self.BLOCK
+        return list(range(start + 1, start + 1 + self.BLOCK))
 
 
 _HOUSEHOLD_IDS: weakref.WeakKeyDictionary[Engine, HouseholdIds] = weakref.WeakKeyDictionary()
 _HOUSEHOLD_IDS_LOCK = threading.Lock()
+
+
+def forget_household_ids(engine: Engine) -> None:
+    """Drop the ids this process reserved for ``engine``'s database: needed only after the table's
+    id sequence was set back (``TRUNCATE ... RESTART IDENTITY`` on a rebuilt database), which
+    would hand them out again. jlis itself only ever moves it on (bulk.bump_sequence, the BCL's
+    restore)."""
+    with _HOUSEHOLD_IDS_LOCK:
+        _HOUSEHOLD_IDS.pop(engine, None)
 
 
 def household_ids(engine: Engine) -> HouseholdIds:

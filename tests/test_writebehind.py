@@ -1,0 +1,145 @@
+"""jlis.writebehind and Prepared.defer: a deferred write is in place for whatever the transaction
+runs next, goes with the commit, goes nowhere on a rollback, and an error it raises fails the
+transaction that made it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jlis.bulk import Bound, Prepared, bulk_insert_values
+from jlis.clock import JST
+from jlis.groupcommit import GroupCommit, _Job
+from jlis.messaging.tables import OutboxRow
+from jlis.writebehind import WriteBehindConnection
+
+OUT = OutboxRow.__table__
+COLUMNS = ("message_id", "source", "destination", "topic", "key", "payload", "created_at", "attempts")
+AT = dt.datetime(2026, 11, 27, 9, 0, tzinfo=JST)
+INSERT = Prepared(insert(OUT).inline(), keys=COLUMNS)
+SET_TOPIC = Prepared(update(OUT).where(OUT.c.message_id == bindparam("m")).values(topic=bindparam("t")))
+# Prepared statements raise the driver's error, SQLAlchemy's execution its own wrapping of it.
+INTEGRITY = (IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+TOPIC = Prepared(select(OUT.c.topic).where(OUT.c.message_id == bindparam("m")))
+
+
+def message(i: int | str) -> dict[str, Any]:
+    return {
+        "message_id": f"m-{i}",
+        "source": "a",
+        "destination": "b",
+        "topic": "t",
+        "key": "k",
+        "payload": "{}",
+        "created_at": AT,
+        "attempts": 0,
+    }
+
+
+def waiting(s: Session) -> int:
+    """The writes waiting on the session's connection (0 where nothing waits: SQLite)."""
+    return len(getattr(Bound.current(s).dbapi, "deferred", ()))
+
+
+def count(factory: sessionmaker[Session]) -> int:
+    with factory() as s:
+        return int(s.execute(select(func.count()).select_from(OUT)).scalar_one())
+
+
+def test_a_deferred_write_is_in_place_for_every_kind_of_next_statement(
+    factory: sessionmaker[Session],
+) -> None:
+    postgres = factory.kw["bind"].dialect.name == "postgresql"
+    with factory() as s, s.begin():
+        INSERT.defer(s, message(1))
+        assert waiting(s) == (1 if postgres else 0)
+        assert TOPIC.first(s, {"m": "m-1"}) == ("t",)  # a prepared statement
+        assert waiting(s) == 0
+        SET_TOPIC.defer(s, {"m": "m-1", "t": "u"})
+        SET_TOPIC.defer(s, {"m": "m-1", "t": "v"})  # in order: the last one wins
+        assert s.execute(select(OUT.c.topic)).scalar_one() == "v"  # SQLAlchemy's own execution
+        INSERT.defer(s, message(2))
+        bulk_insert_values(s, OUT, COLUMNS, [tuple(message(3).values())])  # a COPY on PostgreSQL
+        assert s.execute(select(func.count()).select_from(OUT)).scalar_one() == 3
+    assert count(factory) == 3
+
+
+def test_deferred_writes_go_with_the_commit_and_nowhere_on_a_rollback(factory: sessionmaker[Session]) -> None:
+    with factory() as s, s.begin():
+        INSERT.defer(s, message(1))  # nothing runs after it but the commit
+    assert count(factory) == 1
+    with factory() as s, s.begin():
+        INSERT.defer(s, message(2))
+        s.rollback()
+    assert count(factory) == 1
+    with factory() as s, s.begin():  # the connection the rollback returned holds nothing back
+        assert waiting(s) == 0
+        assert TOPIC.first(s, {"m": "m-2"}) is None
+
+
+def test_a_deferred_write_that_fails_fails_its_transaction_whole(factory: sessionmaker[Session]) -> None:
+    with factory() as s, s.begin():
+        INSERT.defer(s, message(1))
+    with pytest.raises(INTEGRITY), factory() as s, s.begin():
+        INSERT.defer(s, message(2))
+        INSERT.defer(s, message(1))  # message_id is unique
+        s.execute(select(func.count()).select_from(OUT)).scalar_one()  # raised here at the latest
+    with pytest.raises(INTEGRITY), factory() as s, s.begin():
+        INSERT.defer(s, message(3))
+        INSERT.defer(s, message(1))  # raised by the commit that sends it
+    assert count(factory) == 1
+
+
+def test_in_a_group_the_action_whose_write_fails_gets_the_error_and_the_others_are_written(
+    factory: sessionmaker[Session],
+) -> None:
+    """A deferred write fails in the statement of a later action that sends it; the group commit
+    runs the group again in parts until the failing action runs alone."""
+    with factory() as s, s.begin():
+        INSERT.defer(s, message("taken"))
+    desk = GroupCommit(factory, name="test-writebehind")
+
+    def action(i: int) -> Any:
+        def work(s: Session) -> Any:
+            INSERT.defer(s, message("taken" if i == 2 else i))
+            return TOPIC.first(s, {"m": f"m-{i}"})  # sends the writes waiting before it
+
+        return work
+
+    jobs = [_Job(action(i)) for i in range(5)]
+    desk._run(jobs)  # one group
+    assert isinstance(jobs[2].future.exception(), INTEGRITY)
+    assert [jobs[i].future.result() for i in (0, 1, 3, 4)] == [("t",)] * 4
+    with factory() as s:
+        ids = set(s.execute(select(OUT.c.message_id)).scalars())
+    assert ids == {"m-taken", "m-0", "m-1", "m-3", "m-4"}
+
+
+def test_postgresql_connections_hold_writes_back_and_a_server_cursor_sends_them(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs a deferred write at once")
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, WriteBehindConnection)
+        raw.defer(
+            "INSERT INTO outbox (message_id, source, destination, topic, key, payload, created_at,"
+            " attempts) VALUES (%s, 'a', 'b', 't', 'k', '{}', now(), 0)",
+            ("m-9",),
+        )
+        with raw.cursor(name="jlis_test") as cur:  # a server cursor
+            cur.execute("SELECT message_id FROM outbox")
+            assert cur.fetchall() == [("m-9",)]
+        assert raw.deferred == []
+        raw.rollback()
+        raw.defer("DELETE FROM outbox", None)
+        raw.rollback()  # drops it
+        assert raw.deferred == []
+        assert conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
