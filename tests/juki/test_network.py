@@ -14,7 +14,7 @@ from jlis.juki import ProvisionService, build_relay
 from jlis.juki.copies import Tier, apply_records
 from jlis.juki.models import pref_node
 from jlis.juki.network import handlers
-from jlis.juki.nodes import NATIONAL_TIER
+from jlis.juki.nodes import NATIONAL_TIER, forward_id
 from jlis.juki.tables import (
     cs_history,
     cs_identities,
@@ -55,6 +55,30 @@ def test_a_change_reaches_the_cs_the_prefecture_and_j_lis(world: World) -> None:
         counters = {r.node: r for r in s.execute(select(nodes))}
     assert counters["national"].records == 1 and counters["national"].applied == 1
     assert counters["pref:13"].records == 1 and counters[f"cs:{CHIYODA}"].records == 1
+
+
+def test_every_hop_is_on_record_in_the_history_of_the_node_that_applied_it(world: World) -> None:
+    """The CS → 都道府県 → 全国 forwards are delivered in the round that makes them and never enter
+    the outbox: each hop's message id (derived from the one before) is in its node's history."""
+    view = world.person(CHIYODA)
+    with world.factory() as s:
+        [sent] = s.execute(
+            select(OutboxRow.message_id).where(OutboxRow.destination == f"cs:{CHIYODA}")
+        ).scalars()
+    world.drain()
+    expected = {
+        cs_history: sent,
+        pref_history: forward_id(sent, "pref:13"),
+        national_history: forward_id(forward_id(sent, "pref:13"), "national"),
+    }
+    for history, message_id in expected.items():
+        with world.factory() as s:
+            applied = s.execute(
+                select(history.c.message_id).where(history.c.resident_code == view.resident_code)
+            ).scalars()
+            assert list(applied) == [message_id]
+    assert world.count(OutboxRow.__table__, destination="pref:13") == 0
+    assert world.count(OutboxRow.__table__, destination="national") == 0
 
 
 def test_every_tier_keeps_the_history_and_the_latest_copy(world: World) -> None:

@@ -166,8 +166,8 @@ def publish_many(
 
 def hold(session: Session) -> None:
     """From now on, what is published in ``session`` is kept in memory instead of written (see
-    :func:`release`): the relay delivers a forward in the transaction that made it, and writes it
-    to the outbox already delivered."""
+    :func:`release`): a group of counter actions writes its messages at its end, and the relay
+    delivers a forward in the transaction that made it, writing only those that wait."""
     session.info[_HELD] = []
 
 
@@ -190,11 +190,8 @@ def rewind_held(session: Session, count: int) -> None:
         del held[count:]
 
 
-def write_held(
-    session: Session, held: Sequence[tuple[Message, dt.datetime]], delivered: Sequence[dt.datetime | None]
-) -> None:
-    """Write released messages to the outbox in their order, each with its delivery time (None: not
-    delivered yet, the relay sends it as any other)."""
+def write_held(session: Session, held: Sequence[tuple[Message, dt.datetime]]) -> None:
+    """Write released messages to the outbox, undelivered, in their order."""
     if not held:
         return
     bulk_insert(
@@ -209,9 +206,8 @@ def write_held(
                 "key": m.key,
                 "payload": m.raw if m.raw is not None else encode_payload(m.payload),
                 "created_at": now,
-                "delivered_at": at,
                 "attempts": 0,
             }
-            for (m, now), at in zip(held, delivered, strict=True)
+            for m, now in held
         ],
     )

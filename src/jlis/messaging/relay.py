@@ -342,11 +342,12 @@ class Relay:
     ) -> None:
         """Apply the groups, then, in the same transaction, the forwards their handlers publish, wave
         after wave (CS → 都道府県 → 全国 in one round). The tiers share this database, so a forward can be
-        delivered in the transaction that makes it: it is written to the outbox already delivered (so
-        every hop is still on record) instead of being read back, delivered and acknowledged by later
-        rounds. Its outbox row is its record and needs no inbox row: a row written delivered is never
-        sent again, and a second relay making the same forward collides on its derived id (the first
-        hop's inbox row, which the round still writes, stops it sooner). Order per destination and key
+        delivered in the transaction that makes it instead of being written, read back, delivered and
+        acknowledged by later rounds: it never enters the outbox, so nothing can send it again, and it
+        needs no inbox row. Its record is its node's history row, under its derived id (each hop's id
+        derives from the one before, see jlis.messaging.outbox.derived_message_id). A second relay
+        delivering the same messages meanwhile collides on the first hop's inbox row, which the round
+        still writes, and its whole transaction rolls back. Order per destination and key
         holds because whatever was older went in an earlier wave, or, when the caller did not take every
         deliverable message (``beyond``: the sequence number of the last it took), waits after it: a
         forward to a destination and key one of those waiting messages is for waits too (read per wave,
@@ -368,10 +369,9 @@ class Relay:
             if not held:
                 return
             waiting = self._waiting(s, beyond, {m.destination for m, _at in held})
-            now = self._clock.now()
             follow: dict[str, list[Message]] = {}
-            delivered: list[dt.datetime | None] = []
-            for m, _at in held:
+            left: list[tuple[Message, dt.datetime]] = []  # forwards that wait, in their order
+            for m, at in held:
                 pair = (m.destination, m.key)
                 handler = self._handler_for(m.destination)
                 if (
@@ -383,11 +383,10 @@ class Relay:
                     or (plannable is not None and not plannable(m))
                 ):
                     held_back.add(pair)
-                    delivered.append(None)
+                    left.append((m, at))
                 else:
                     follow.setdefault(m.destination, []).append(m)
-                    delivered.append(now)
-            write_held(s, held, delivered)
+            write_held(s, left)
             wave = [(d, h, ms) for d, ms in follow.items() if (h := self._handler_for(d)) is not None]
             self.stats.followed += sum(len(ms) for ms in follow.values())
             if not wave:
@@ -413,8 +412,8 @@ class Relay:
         """Apply the groups (one per destination) in the caller's transaction: skip what each
         node's inbox already holds, hand the rest to the handlers (all groups of a handler in one
         call where it can take them), then record the applied ids in the inboxes. ``new``: the
-        messages were made in this transaction and are written to the outbox delivered, so no
-        inbox holds them and none needs to (see :meth:`_follow`)."""
+        messages were made in this transaction and never enter the outbox, so no inbox holds them
+        and none needs to (see :meth:`_follow`)."""
         seen = (
             set()
             if new

@@ -263,7 +263,7 @@ def _write_held_rows(session: Session) -> None:
     rows: list[dict[str, Any]] = session.info.pop(HISTORY_HELD, [])
     bulk_insert(session, HISTORY, rows)
     held = release(session)
-    write_held(session, held, [None] * len(held))
+    write_held(session, held)
     held_versions: set[str] = session.info.pop(WRITTEN_HELD, set())
     if held_versions:
         bound = Bound.current(session)
