@@ -143,3 +143,7 @@ def test_postgresql_connections_hold_writes_back_and_a_server_cursor_sends_them(
         raw.rollback()  # drops it
         assert raw.deferred == []
         assert conn.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 0
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        raw = conn.connection.driver_connection
+        raw.defer("DELETE FROM outbox WHERE message_id = %s", ("m-9",))  # nothing would send it later
+        assert raw.deferred == []
