@@ -123,9 +123,8 @@ def test_in_a_group_the_action_whose_write_fails_gets_the_error_and_the_others_a
     assert ids == {"m-taken", "m-0", "m-1", "m-3", "m-4"}
 
 
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)  # SQLite runs a deferred write at once
 def test_postgresql_connections_hold_writes_back_and_a_server_cursor_sends_them(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs a deferred write at once")
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert isinstance(raw, WriteBehindConnection)

@@ -288,7 +288,7 @@ class Prepared:
     def defer(self, on: Session | Bound, params: dict[str, Any]) -> None:
         """Execute a write whose row count and errors the caller does not need at once: on
         PostgreSQL it goes to the server with the transaction's next statement or its commit, in
-        one round trip (jlis.writebehind); elsewhere it runs now."""
+        one pipeline (jlis.writebehind); elsewhere it runs now."""
         b = on if isinstance(on, Bound) else Bound.current(on)
         plan = self._plan(b.dialect)
         defer = getattr(b.dbapi, "defer", None)

@@ -57,9 +57,10 @@ class WriteBehindConnection(psycopg.Connection[Any]):
                 psycopg.Cursor.execute(cursor, query, params, **kwargs)
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        if self.deferred and (args or kwargs.get("name")):  # a server cursor runs at once
+        cur = super().cursor(*args, **kwargs)
+        if self.deferred and not isinstance(cur, SendingCursor):  # a server cursor, another factory
             self.send_deferred()
-        return super().cursor(*args, **kwargs)
+        return cur
 
     def commit(self) -> None:
         if self.deferred:
@@ -79,28 +80,30 @@ class SendingCursor(psycopg.Cursor[Any]):
     """A cursor of a :class:`WriteBehindConnection`: sends the connection's waiting writes before
     its own statement."""
 
-    _conn: WriteBehindConnection
+    @property
+    def _owner(self) -> WriteBehindConnection:
+        return self.connection  # type: ignore[return-value]  # made by WriteBehindConnection only
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> SendingCursor:
-        if self._conn.deferred:
-            self._conn.send_deferred(self, query, params, **kwargs)
+        if self._owner.deferred:
+            self._owner.send_deferred(self, query, params, **kwargs)
             return self
         super().execute(query, params, **kwargs)
         return self
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
-        if self._conn.deferred:
-            self._conn.send_deferred()
+        if self._owner.deferred:
+            self._owner.send_deferred()
         super().executemany(query, params_seq, **kwargs)
 
     @contextmanager
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[psycopg.Copy]:
-        if self._conn.deferred:
-            self._conn.send_deferred()
+        if self._owner.deferred:
+            self._owner.send_deferred()
         with super().copy(statement, params, **kwargs) as copy:
             yield copy
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if self._conn.deferred:
-            self._conn.send_deferred()
+        if self._owner.deferred:
+            self._owner.send_deferred()
         return super().stream(query, params, **kwargs)
