@@ -181,7 +181,7 @@ def bump_sequence(session: Session, table: Table, column: str = "id") -> None:
     seq = f"pg_get_serial_sequence('{table.name}', '{column}')"
     session.execute(
         text(
-            f"SELECT setval({seq}, GREATEST(COALESCE((SELECT MAX({column}) FROM \"{table.name}\"), 0), "
+            f'SELECT setval({seq}, GREATEST(COALESCE((SELECT MAX({column}) FROM "{table.name}"), 0), '
             f"COALESCE(pg_sequence_last_value({seq}::regclass), 0)) + 1, false)"
         )
     )
@@ -218,6 +218,11 @@ class Bound:
         bound = cls(session)
         session.info[_BOUND_KEY] = (session.get_transaction(), bound)
         return bound
+
+    @classmethod
+    def of_session(cls, on: Session | Bound) -> Bound:
+        """``on`` itself, or the Bound of its session's transaction."""
+        return on if isinstance(on, Bound) else cls.current(on)
 
     @property
     def cursor(self) -> Any:
@@ -256,7 +261,7 @@ class Prepared:
 
     def rows(self, on: Session | Bound, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute and return every result row (result processors applied)."""
-        b = on if isinstance(on, Bound) else Bound.current(on)
+        b = Bound.of_session(on)
         plan = self._plan(b.dialect)
         cur = b.cursor
         cur.execute(plan.sql, plan.bind(params or {}))
@@ -279,7 +284,7 @@ class Prepared:
 
     def run(self, on: Session | Bound, params: dict[str, Any]) -> int:
         """Execute a statement without result rows; return the row count."""
-        b = on if isinstance(on, Bound) else Bound.current(on)
+        b = Bound.of_session(on)
         plan = self._plan(b.dialect)
         cur = b.cursor
         cur.execute(plan.sql, plan.bind(params))
@@ -289,18 +294,18 @@ class Prepared:
         """Execute a write whose row count and errors the caller does not need at once: on
         PostgreSQL it goes to the server with the transaction's next statement or its commit, in
         one pipeline (jlis.writebehind); elsewhere it runs now."""
-        b = on if isinstance(on, Bound) else Bound.current(on)
-        plan = self._plan(b.dialect)
+        b = Bound.of_session(on)
         defer = getattr(b.dbapi, "defer", None)
         if defer is None:
-            b.cursor.execute(plan.sql, plan.bind(params))
+            self.run(b, params)
         else:
+            plan = self._plan(b.dialect)
             defer(plan.sql, plan.bind(params))
 
     def run_many(self, on: Session | Bound, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        b = on if isinstance(on, Bound) else Bound.current(on)
+        b = Bound.of_session(on)
         plan = self._plan(b.dialect)
         b.cursor.executemany(plan.sql, [plan.bind(p) for p in rows])
 

@@ -780,8 +780,7 @@ class RegistryService:
         if plan is not None or db.dialect.name == "postgresql":
             # A reserved id: the plan's replay writes the one it planned; on PostgreSQL the insert
             # then needs no answer and goes with the transaction's next statement.
-            ids = plan.household_ids if plan is not None else store.household_ids(self.s.get_bind().engine)
-            hid = ids.take()
+            hid = store.household_ids(self.s.get_bind().engine).take()
             values["household_no"] = f"{hid:010d}"
             store.INSERT_HOUSEHOLD_WITH_ID.defer(db, {"id": hid, **values})
             return self._households.adopt((hid, *values.values()))

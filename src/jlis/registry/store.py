@@ -391,11 +391,10 @@ class GroupPlan:
       group commit runs it after the plan, the ordinary way.
     """
 
-    __slots__ = ("household_ids", "plan", "written")
+    __slots__ = ("plan", "written")
 
-    def __init__(self, plan: Plan, household_ids: HouseholdIds) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.household_ids = household_ids
         self.written: set[tuple[str, int]] = set()
 
     def enter(self, bound: Bound, lg_code: str) -> None:
@@ -439,9 +438,7 @@ def plan_changes(session: Session) -> None:
     # The service's reads of these tables are checked by the GroupPlan instead (jlis.planned).
     for table in (RESIDENTS.name, HOUSEHOLDS.name, VERSIONS.name):
         merge_reads(raw, table)
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    session.info[PLAN_KEY] = GroupPlan(plan, household_ids(engine))
+    session.info[PLAN_KEY] = GroupPlan(plan)
 
 
 def held_mark(session: Session) -> tuple[int, int, dict[str, int], frozenset[tuple[str, int]]]:
