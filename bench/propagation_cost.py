@@ -47,7 +47,7 @@ RESIDENTS = 20_000
 WARM_UP = 200  # changes before the measured ones, delivered by the relay's warm-up round
 COUNTER_CHANGES, CLERKS = 800, 32
 TPCB_TRANSACTIONS = 3_000
-_PENDING = text("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+_PENDING = text("SELECT count(*) FROM outbox")  # a delivered message leaves the outbox
 
 
 def prepare(where: Path, changes: int) -> None:

@@ -136,3 +136,31 @@ def test_households_become_autoincrement_on_sqlite_with_their_residents_kept(tmp
     with pytest.raises(DBAPIError, match="FOREIGN KEY"), engine.begin() as conn:
         conn.execute(text(resident.replace("(7,", "(8,")), {"hh": 999})
     engine.dispose()
+
+
+def test_delivered_messages_leave_the_outbox_and_seqs_are_not_handed_out_again(tmp_path: Path) -> None:
+    """0010 deletes the delivered rows and keeps the waiting ones; on SQLite the next message's seq
+    comes after every seq handed out before, the deleted ones included."""
+    url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    upgrade(url, "0009")
+    engine = make_engine(url)
+    message = (
+        "INSERT INTO outbox (seq, message_id, source, destination, topic, key, payload, created_at, "
+        "delivered_at, attempts) VALUES (:seq, :mid, 's', 'd', 't', 'k', '{}', CURRENT_TIMESTAMP, :at, 0)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(message), {"seq": 5, "mid": "waiting", "at": None})
+        conn.execute(text(message), {"seq": 9, "mid": "delivered", "at": "2026-11-27 00:00:00"})
+    engine.dispose()
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT seq, message_id FROM outbox")).all() == [(5, "waiting")]
+        conn.execute(
+            text(
+                "INSERT INTO outbox (message_id, source, destination, topic, key, payload, created_at, "
+                "attempts) VALUES ('new', 's', 'd', 't', 'k', '{}', CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        assert conn.execute(text("SELECT seq FROM outbox WHERE message_id = 'new'")).scalar_one() == 10
+    engine.dispose()

@@ -3,7 +3,7 @@ wait at each hop, how many records each copy holds and when it last applied some
 
 Counts of records come from the per-node counters (``juki_nodes``), never from counting rows. Pending
 messages are counted in the relay's outbox, read only, by destination: every query is an index seek
-on (destination, delivered_at), so the cost does not grow with the delivered history.
+on (destination, seq): it holds only what waits (delivered messages leave it).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, not_, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, not_, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis import jsontext
@@ -56,7 +56,7 @@ _PARKED_KEYS_SQL = {
 # Statements built once: each round only binds parameters.
 _PENDING = {
     dialect: select(*_COLUMNS)
-    .where(_O.c.delivered_at.is_(None), _O.c.key.not_in(text(sql).columns(_O.c.key)))
+    .where(_O.c.key.not_in(text(sql).columns(_O.c.key)))
     .order_by(_O.c.seq)
     .limit(bindparam("limit"))
     for dialect, sql in _PARKED_KEYS_SQL.items()
@@ -72,34 +72,34 @@ _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _PARKED = select(*_COLUMNS).where(_IS_PARKED).order_by(_O.c.seq)
 _PARKED_KEY_LIST = select(_O.c.key).where(_IS_PARKED).distinct()
 # What waits for some destinations (a JSON list) after the last message a round took: one seek of the
-# undelivered rows' destination index per destination, so the read is as long as what waits for the
-# wave's destinations, not as the whole queue behind the round.
+# outbox's destination index per destination, so the read is as long as what waits for the wave's
+# destinations, not as the whole queue behind the round.
 _WAITING_FOR = {
     "sqlite": Prepared(
         text(
             'SELECT o.destination, o."key" FROM json_each(:destinations) AS d CROSS JOIN outbox AS o '
-            "INDEXED BY ix_outbox_undelivered_destination "
-            "ON o.destination = d.value WHERE o.delivered_at IS NULL AND o.seq > :seq"
+            "INDEXED BY ix_outbox_destination ON o.destination = d.value WHERE o.seq > :seq"
         ).columns(_O.c.destination, _O.c.key)
     ),
     "postgresql": Prepared(
         text(
             'SELECT o.destination, o."key" FROM json_array_elements_text(CAST(:destinations AS json)) '
             'AS d(value) CROSS JOIN LATERAL (SELECT destination, "key" FROM outbox '
-            "WHERE delivered_at IS NULL AND destination = d.value AND seq > :seq OFFSET 0) AS o"
+            "WHERE destination = d.value AND seq > :seq OFFSET 0) AS o"
         ).columns(_O.c.destination, _O.c.key)
     ),
 }
-# The acknowledged sequence numbers travel as one JSON parameter: one statement text whatever
-# their number (an expanding IN of 500 would be compiled, and parsed by the driver, every round).
+# A delivered message leaves the outbox (see OutboxRow): the ack deletes it. Its sequence numbers
+# travel as one JSON parameter: one statement text whatever their number (an expanding IN of 500
+# would be compiled, and parsed by the driver, every round). A delete, not an update: on
+# PostgreSQL an update of the row wrote it again with its payload and two index entries (measured:
+# the relay's share of the server's CPU 0.254 → 0.220 ms a change).
 _ACK_SEQS = {
     "sqlite": "SELECT value FROM json_each(:seqs)",
     "postgresql": "SELECT CAST(value AS bigint) FROM json_array_elements_text(CAST(:seqs AS json))",
 }
 _ACK = {
-    dialect: Prepared(
-        update(_O).where(_O.c.seq.in_(text(sql).columns(_O.c.seq))).values(delivered_at=bindparam("now"))
-    )
+    dialect: Prepared(delete(_O).where(_O.c.seq.in_(text(sql).columns(_O.c.seq))))
     for dialect, sql in _ACK_SEQS.items()
 }
 _FAIL = (
@@ -197,9 +197,10 @@ class Relay:
         with self._factory() as s:
             dialect = s.get_bind().dialect.name
             if dialect == "postgresql":
-                # Walk the partial index in seq order and stop at ``limit``. A bitmap scan (which
-                # the planner picks on young statistics) visits every entry left by delivered rows
-                # until VACUUM, each round; an index scan marks those entries dead as it passes.
+                # Walk the primary key in seq order and stop at ``limit``. A bitmap scan (which
+                # the planner picks on young statistics) visits every entry left by delivered
+                # (deleted) rows until VACUUM, each round; an index scan marks those entries dead
+                # as it passes.
                 s.execute(_NO_BITMAP)
             return [_message(r) for r in s.execute(self._pending[dialect], {"limit": limit})]
 
@@ -473,11 +474,10 @@ class Relay:
     def _ack(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        now = self._clock.now()
         with self._transaction() as s:
             for chunk in _chunks(seqs, 5000):
                 ack = _ACK[s.get_bind().dialect.name]
-                ack.run(s, {"seqs": jsontext.dumps(chunk), "now": now})
+                ack.run(s, {"seqs": jsontext.dumps(chunk)})
 
 
 T = TypeVar("T")
@@ -499,13 +499,13 @@ def _message(r: Sequence[Any]) -> Message:
 
 
 def pending_counts(session: Session, destinations: Sequence[str]) -> Counter[tuple[str, str]]:
-    """Undelivered messages per (destination, source): what a status page shows."""
+    """Messages waiting per (destination, source): what a status page shows."""
     o = OutboxRow.__table__.c
     out: Counter[tuple[str, str]] = Counter()
     for chunk in _chunks(list(destinations), 500):
         rows = session.execute(
             select(o.destination, o.source, func.count())
-            .where(o.destination.in_(chunk), o.delivered_at.is_(None))
+            .where(o.destination.in_(chunk))
             .group_by(o.destination, o.source)
         )
         for destination, source, n in rows:
