@@ -224,6 +224,15 @@ class Bound:
         """``on`` itself, or the Bound of its session's transaction."""
         return on if isinstance(on, Bound) else cls.current(on)
 
+    def send_with_deferred(self, sql: str, params: Any) -> Any:
+        """On a connection with writes waiting (jlis.writebehind), send them and this statement
+        in one pipeline and return what it sent back (``rows``, ``rowcount``); otherwise None,
+        and the caller runs the statement on :attr:`cursor`."""
+        dbapi = self.dbapi
+        if getattr(dbapi, "deferred", None):
+            return dbapi.send_deferred(sql, params)
+        return None
+
     @property
     def cursor(self) -> Any:
         """One driver cursor for every statement run through this Bound: psycopg's cursor costs
@@ -263,9 +272,13 @@ class Prepared:
         """Execute and return every result row (result processors applied)."""
         b = Bound.of_session(on)
         plan = self._plan(b.dialect)
-        cur = b.cursor
-        cur.execute(plan.sql, plan.bind(params or {}))
-        fetched = cur.fetchall()
+        sent = b.send_with_deferred(plan.sql, plan.bind(params or {}))
+        if sent is not None:
+            fetched = sent.rows
+        else:
+            cur = b.cursor
+            cur.execute(plan.sql, plan.bind(params or {}))
+            fetched = cur.fetchall()
         procs = plan.result
         if not procs:
             return [tuple(r) for r in fetched]
@@ -286,6 +299,9 @@ class Prepared:
         """Execute a statement without result rows; return the row count."""
         b = Bound.of_session(on)
         plan = self._plan(b.dialect)
+        sent = b.send_with_deferred(plan.sql, plan.bind(params))
+        if sent is not None:
+            return sent.rowcount
         cur = b.cursor
         cur.execute(plan.sql, plan.bind(params))
         return int(cur.rowcount)
