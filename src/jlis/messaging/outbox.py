@@ -191,7 +191,7 @@ def rewind_held(session: Session, count: int) -> None:
 
 
 def write_held(session: Session, held: Sequence[tuple[Message, dt.datetime]]) -> None:
-    """Write released messages to the outbox, undelivered, in their order."""
+    """Write released messages to the outbox, to wait for delivery, in their order."""
     if not held:
         return
     bulk_insert(

@@ -48,7 +48,7 @@ _INBOX: Table = InboxRow.__table__  # type: ignore[assignment]
 _COLUMNS = (_O.c.seq, _O.c.message_id, _O.c.source, _O.c.destination, _O.c.topic, _O.c.key, _O.c.payload)
 _IS_PARKED = text(PARKED)
 # The parked keys, through their partial index (ix_outbox_parked; SQLite's planner, without
-# statistics, would rather read every undelivered row for them, each round).
+# statistics, would rather read every waiting row for them, each round).
 _PARKED_KEYS_SQL = {
     "sqlite": f'SELECT "key" FROM outbox INDEXED BY ix_outbox_parked WHERE {PARKED}',
     "postgresql": f'SELECT "key" FROM outbox WHERE {PARKED}',
@@ -357,7 +357,7 @@ class Relay:
         follows the forwards of the counters' messages, which nothing else waits for, instead of leaving
         every hop to later rounds (each then written, read back and acknowledged: more work per message
         the further behind it is). A forward whose key is parked, or with no handler, or (``plannable``
-        given: a planned round) that is not plannable, is written undelivered and waits."""
+        given: a planned round) that is not plannable, is written to the outbox and waits."""
         parked = set(s.execute(_PARKED_KEY_LIST).scalars())
         held_back: set[tuple[str, str]] = set()  # (destination, key) of forwards this round left waiting
         wave = groups
@@ -396,7 +396,7 @@ class Relay:
     def _waiting(self, s: Session, beyond: int | None, destinations: set[str]) -> set[tuple[str, str]]:
         """The (destination, key) pairs of the messages that wait for ``destinations`` after the
         sequence number ``beyond`` (none when the round took every deliverable message). Forwards
-        this round wrote undelivered are among them in the database, but a planned round's
+        this round wrote to the outbox are among them in the database, but a planned round's
         snapshot does not show them: :meth:`_follow` keeps them itself (``held_back``), which makes
         this read sound in a plan (merge_reads)."""
         if beyond is None:
