@@ -47,21 +47,32 @@ _O: Table = OutboxRow.__table__  # type: ignore[assignment]
 _INBOX: Table = InboxRow.__table__  # type: ignore[assignment]
 _COLUMNS = (_O.c.seq, _O.c.message_id, _O.c.source, _O.c.destination, _O.c.topic, _O.c.key, _O.c.payload)
 _IS_PARKED = text(PARKED)
-# The parked keys, through their partial index (ix_outbox_parked; SQLite's planner, without
-# statistics, would rather read every waiting row for them, each round).
-_PARKED_KEYS_SQL = {
-    "sqlite": f'SELECT "key" FROM outbox INDEXED BY ix_outbox_parked WHERE {PARKED}',
-    "postgresql": f'SELECT "key" FROM outbox WHERE {PARKED}',
-}
-# Statements built once: each round only binds parameters.
+# Statements built once: each round only binds parameters. The parked keys are left out through
+# their partial index (ix_outbox_parked). SQLite's planner, without statistics, would rather read
+# every waiting row for them, each round: it is told the index. On PostgreSQL an anti-join probes
+# that index per row: a NOT IN whose sub-query the planner guessed too large to hash (a young
+# table's statistics) was run again for every waiting row.
 _PENDING = {
-    dialect: select(*_COLUMNS)
-    .where(_O.c.key.not_in(text(sql).columns(_O.c.key)))
+    "sqlite": select(*_COLUMNS)
+    .where(
+        _O.c.key.not_in(
+            text(f'SELECT "key" FROM outbox INDEXED BY ix_outbox_parked WHERE {PARKED}').columns(_O.c.key)
+        )
+    )
     .order_by(_O.c.seq)
-    .limit(bindparam("limit"))
-    for dialect, sql in _PARKED_KEYS_SQL.items()
+    .limit(bindparam("limit")),
+    "postgresql": select(*_COLUMNS)
+    .where(text(f'NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p."key" = outbox."key" AND p.{PARKED})'))
+    .order_by(_O.c.seq)
+    .limit(bindparam("limit")),
 }
-_NO_BITMAP = text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+# The oldest waiting messages in seq order, up to the round's batch: an index scan of the primary
+# key that stops at the limit. A delete-heavy queue's statistics are often young or stale; the
+# planner then guessed a (parallel) scan of the whole table, dead rows and all, every round.
+_IN_SEQ_ORDER = text(
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; "
+    "SET LOCAL max_parallel_workers_per_gather = 0"
+)
 # The relay's own transactions on PostgreSQL commit without waiting for the WAL flush. Everything
 # they write is derived from outbox rows that were committed durably by their publishers, so a
 # relay commit lost to a server crash (PostgreSQL loses a tail of the WAL, in order, never a hole)
@@ -197,11 +208,10 @@ class Relay:
         with self._factory() as s:
             dialect = s.get_bind().dialect.name
             if dialect == "postgresql":
-                # Walk the primary key in seq order and stop at ``limit``. A bitmap scan (which
-                # the planner picks on young statistics) visits every entry left by delivered
-                # (deleted) rows until VACUUM, each round; an index scan marks those entries dead
-                # as it passes.
-                s.execute(_NO_BITMAP)
+                # Walk the primary key in seq order and stop at ``limit`` (see _IN_SEQ_ORDER).
+                # A bitmap scan visits every entry left by delivered (deleted) rows until VACUUM,
+                # each round; an index scan marks those entries dead as it passes.
+                s.execute(_IN_SEQ_ORDER)
             return [_message(r) for r in s.execute(self._pending[dialect], {"limit": limit})]
 
     def run_once(self, batch: int = 1000, *, follow: bool = True) -> int:
