@@ -272,12 +272,13 @@ class Prepared:
         """Execute and return every result row (result processors applied)."""
         b = Bound.of_session(on)
         plan = self._plan(b.dialect)
-        sent = b.send_with_deferred(plan.sql, plan.bind(params or {}))
+        bound = plan.bind(params or {})
+        sent = b.send_with_deferred(plan.sql, bound)
         if sent is not None:
             fetched = sent.rows
         else:
             cur = b.cursor
-            cur.execute(plan.sql, plan.bind(params or {}))
+            cur.execute(plan.sql, bound)
             fetched = cur.fetchall()
         procs = plan.result
         if not procs:
@@ -299,11 +300,12 @@ class Prepared:
         """Execute a statement without result rows; return the row count."""
         b = Bound.of_session(on)
         plan = self._plan(b.dialect)
-        sent = b.send_with_deferred(plan.sql, plan.bind(params))
+        bound = plan.bind(params)
+        sent = b.send_with_deferred(plan.sql, bound)
         if sent is not None:
             return sent.rowcount
         cur = b.cursor
-        cur.execute(plan.sql, plan.bind(params))
+        cur.execute(plan.sql, bound)
         return int(cur.rowcount)
 
     def defer(self, on: Session | Bound, params: dict[str, Any]) -> None:
