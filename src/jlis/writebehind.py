@@ -87,7 +87,9 @@ class WriteBehindConnection(psycopg.Connection[Any]):
         self.deferred.append(self._statements.bind(query, params))
 
     def send_deferred(self, query: str | None = None, params: Any = None) -> Sent | None:
-        """Send the waiting writes, and ``query`` after them, in one pipeline; ``query``'s rows."""
+        """Send the waiting writes, and ``query`` after them, in one pipeline; ``query``'s rows.
+        Without a query and with nothing waiting, nothing is sent: every statement of the
+        connection and its commit call this first."""
         if not self.deferred and (query is None or self.pgconn.transaction_status == _IDLE):
             # Nothing waits; with no transaction begun, psycopg's own execution begins it as it
             # should (isolation level, read only): a write deferred first ran at once for that.
@@ -111,8 +113,7 @@ class WriteBehindConnection(psycopg.Connection[Any]):
         return cur
 
     def commit(self) -> None:
-        if self.deferred:
-            self.send_deferred()
+        self.send_deferred()
         super().commit()
 
     def rollback(self) -> None:
@@ -133,26 +134,22 @@ class SendingCursor(psycopg.Cursor[Any]):
         return self.connection  # type: ignore[return-value]  # made by WriteBehindConnection only
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> SendingCursor:
-        if self._owner.deferred:
-            self._owner.send_deferred()
+        self._owner.send_deferred()
         super().execute(query, params, **kwargs)
         return self
 
     def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
-        if self._owner.deferred:
-            self._owner.send_deferred()
+        self._owner.send_deferred()
         super().executemany(query, params_seq, **kwargs)
 
     @contextmanager
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[psycopg.Copy]:
-        if self._owner.deferred:
-            self._owner.send_deferred()
+        self._owner.send_deferred()
         with super().copy(statement, params, **kwargs) as copy:
             yield copy
 
     def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if self._owner.deferred:
-            self._owner.send_deferred()
+        self._owner.send_deferred()
         return super().stream(query, params, **kwargs)
 
 
