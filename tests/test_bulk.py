@@ -18,11 +18,13 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.bulk import (
     Bound,
     Prepared,
+    _iso_texts,
     _processed,
     _tuples,
     bulk_insert,
@@ -31,7 +33,7 @@ from jlis.bulk import (
     bulk_update_values,
 )
 from jlis.clock import JST
-from jlis.db import make_engine
+from jlis.db import UtcDateTime, make_engine
 from jlis.messaging.tables import OutboxRow
 
 OUT: Table = OutboxRow.__table__  # type: ignore[assignment]
@@ -152,6 +154,85 @@ def test_rows_given_as_values_are_written_as_the_same_rows_as_dicts(factory: ses
             ("m-0", "u", 2, at), ("m-1", "t", 0, at), ("m-2", "t", 0, at),
             ("m-3", "t", 0, at), ("m-4", "v", 3, at), ("m-5", "t", 0, at),
         ]  # fmt: skip
+
+
+def test_bulk_rows_read_back_with_the_dates_and_times_sqlalchemy_writes(
+    factory: sessionmaker[Session],
+) -> None:
+    """COPY on PostgreSQL gets dates and times as text made beforehand (jlis.bulk._with_iso_times):
+    they read back as the same values as rows inserted through SQLAlchemy."""
+    columns = ("id", "d", "naive", "aware", "utc")
+    t = Table(
+        "bulk_times",
+        MetaData(),
+        Column("id", String(8), primary_key=True),
+        Column("d", Date),
+        Column("naive", DateTime),
+        Column("aware", DateTime(timezone=True)),
+        Column("utc", UtcDateTime),
+    )
+    d, at = dt.date, dt.datetime
+    odd = dt.timezone(dt.timedelta(hours=5, minutes=30, seconds=7))  # orjson would drop the seconds
+    west = dt.timezone(-dt.timedelta(hours=5))
+    values = [
+        (d(999, 1, 2), at(2026, 11, 26, 9, 30), at(2026, 11, 26, 9, 30, 1, 5, tzinfo=JST)),
+        (d(2026, 11, 26), at(1, 1, 1, 0, 0, 0, 1), at(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        (None, None, at(2026, 1, 2, 3, 4, 5, 6, tzinfo=odd)),
+        (d(2026, 11, 26), at(2026, 11, 26, 9, 30), at(2026, 1, 2, tzinfo=west)),
+    ]  # fmt: skip
+    rows = [
+        (f"{p}{i}", day, naive, aware, aware) for p in "ab" for i, (day, naive, aware) in enumerate(values)
+    ]
+    with factory() as s:
+        t.create(s.connection())
+        s.commit()
+    try:
+        with factory() as s, s.begin():
+            assert bulk_insert_values(s, t, columns, [r for r in rows if r[0][0] == "a"]) == len(values)
+            s.execute(insert(t), [dict(zip(columns, r, strict=True)) for r in rows if r[0][0] == "b"])
+        with factory() as s:
+            got = {r[0]: tuple(r[1:]) for r in s.execute(select(t))}
+        for i, (day, _naive, aware) in enumerate(values):
+            assert got[f"a{i}"] == got[f"b{i}"]
+            assert got[f"a{i}"][0] == day and got[f"a{i}"][3] == aware
+    finally:
+        with factory() as s:
+            t.drop(s.connection())
+            s.commit()
+
+
+def test_an_update_never_cuts_a_value_to_its_column(factory: sessionmaker[Session]) -> None:
+    """PostgreSQL's update casts each column's text to the column's type without a length (an
+    explicit cast to VARCHAR(n) cuts silently): a value too long is refused by the column, and a
+    key too long matches nothing, where cut it could match another row."""
+    key = "m" * 36  # as long as the column
+    with factory() as s, s.begin():
+        bulk_insert(s, OUT, [row(0, dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)) | {"message_id": key}])
+    too_long = "x" * 65
+    postgres = s.get_bind().dialect.name == "postgresql"
+    by_id = ("message_id",)
+    with factory() as s, s.begin(), pytest.raises(LookupError, match="0 of 1 rows"):
+        bulk_update_values(s, OUT, by_id, ("attempts", "message_id"), [(1, key + "x")])
+    with factory() as s:
+        if postgres:
+            with pytest.raises(DataError, match="too long"), s.begin():
+                bulk_update_values(s, OUT, by_id, ("topic", "message_id"), [(too_long, key)])
+        else:  # SQLite keeps a text whole whatever the declared length
+            with s.begin():
+                bulk_update_values(s, OUT, by_id, ("topic", "message_id"), [(too_long, key)])
+    with factory() as s:
+        assert s.execute(select(OUT.c.topic, OUT.c.attempts)).one() == ("t" if postgres else too_long, 0)
+
+
+def test_iso_texts_leave_what_orjson_would_write_inexactly_to_the_driver() -> None:
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=JST)
+    lmt = dt.datetime(1800, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=9, minutes=18, seconds=59)))
+    naive = dt.datetime(2026, 1, 2, 3, 4, 5)
+    assert _iso_texts([None, dt.date(2026, 1, 2), at, naive, lmt, "x"]) == [
+        None, "2026-01-02", "2026-01-02T03:04:05.000006+09:00", "2026-01-02T03:04:05", lmt, "x",
+    ]  # fmt: skip
+    only = ["x", None]
+    assert _iso_texts(only) is only
 
 
 def test_sqlite_values_are_what_the_bind_processors_make() -> None:
