@@ -198,3 +198,15 @@ def test_a_planned_group_replays_its_writes_and_runs_what_the_plan_gave_up_after
         assert texts(factory) == sorted(["a", "b", "counted"])
         assert desk.planning is None and desk.planned_groups == 0 and finished == []
     meta.drop_all(engine)
+
+
+def test_prefetch_gets_the_hints_of_a_group_that_names_more_than_one_read(
+    desk: GroupCommit, factory: sessionmaker[Session]
+) -> None:
+    seen: list[tuple[list[object], bool]] = []
+    desk.prefetch = lambda s, hints: seen.append((hints, s.in_transaction()))
+    desk._run([_Job(add("a"), 1), _Job(add("b")), _Job(add("c"), 3)])  # type: ignore[arg-type]
+    desk._run([_Job(add("d"), 4), _Job(add("e"))])  # type: ignore[arg-type]
+    desk._run([_Job(add("f"), 6)])  # type: ignore[arg-type]
+    assert seen == [([1, 3], True)]  # one hint alone is read as cheaply by its own action
+    assert texts(factory) == ["a", "b", "c", "d", "e", "f"]

@@ -158,6 +158,7 @@ class Planning:
 @dataclass
 class _Job(Generic[T]):
     work: Callable[[Session], T]
+    hint: Any = None  # what the action will read (see GroupCommit.prefetch)
     future: Future[T] = field(default_factory=Future)
 
 
@@ -175,16 +176,21 @@ class GroupCommit(Grouper[_Job[Any]]):
         prepare: Callable[[Session], None] | None = None,
         finish: Callable[[Session], None] | None = None,
         planning: Planning | None = None,
+        prefetch: Callable[[Session, list[Any]], None] | None = None,
     ) -> None:
         """``prepare`` and ``finish`` run in each group's transaction, before its first action and
         after its last (e.g. to hold back rows the actions would write one by one and write them
         in bulk); an action run alone gets neither. With ``planning``, groups are planned where
-        the database allows it (SQLite)."""
+        the database allows it (SQLite). ``prefetch`` runs after ``prepare`` in a group of
+        actions that name what they will read (``run(work, hint=...)``), with their hints: one
+        statement may then read for all of them what each would read on its own, one round trip
+        each (the actions must still find anything an earlier one changed as it is now)."""
         super().__init__(name=name, max_group=max_group)
         self.factory = factory
         self.prepare = prepare
         self.finish = finish
         self.planning = planning
+        self.prefetch = prefetch
         self.groups = 0  # committed groups and the actions in them, for tests and benchmarks
         self.actions = 0
         self.planned_groups = 0  # of those, the planned ones and their actions
@@ -194,10 +200,10 @@ class GroupCommit(Grouper[_Job[Any]]):
         self._unplanned_for = 0  # groups to run the ordinary way before the next plan
         self._backoff = 1  # how many, after the next refused replay (doubling, see MAX_BACKOFF)
 
-    def run(self, work: Callable[[Session], T]) -> T:
+    def run(self, work: Callable[[Session], T], *, hint: Any = None) -> T:
         """``work(session)``'s result once it is committed (or its exception, with nothing of it
-        written)."""
-        job: _Job[T] = _Job(work)
+        written). ``hint``: what it will read, for the group's ``prefetch``."""
+        job: _Job[T] = _Job(work, hint)
         if not self._submit(job):
             with transaction(self.factory) as s:
                 return work(s)
@@ -275,6 +281,9 @@ class GroupCommit(Grouper[_Job[Any]]):
             with transaction(self.factory) as s:
                 if self.prepare is not None:
                     self.prepare(s)
+                hints = [job.hint for job in jobs if job.hint is not None]
+                if self.prefetch is not None and len(hints) > 1:
+                    self.prefetch(s, hints)
                 for job in jobs:
                     try:
                         results.append(job.work(s))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -20,6 +21,23 @@ def test_new_ids_are_uuid7_in_time_order() -> None:
     assert all(first < mid for mid in later)  # a later millisecond sorts after, as text too
     stamp = int(first[:8] + first[9:13], 16) / 1000
     assert abs(stamp - time.time()) < 60
+
+
+def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
+    """The ids' random part comes from a pool refilled from the OS: a forked process (the bench's
+    counters, a server's workers) must not hand out its parent's pool again."""
+    new_message_id()  # the pool holds unused random bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, " ".join(new_message_id()[14:] for _ in range(5)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    os.close(write)
+    theirs = set(os.read(read, 4096).decode().split())
+    os.close(read)
+    ours = {new_message_id()[14:] for _ in range(5)}
+    assert len(theirs) == 5 and not theirs & ours
 
 
 def test_derived_ids_are_fixed_distinct_and_keep_the_time_prefix() -> None:

@@ -5,6 +5,7 @@ none."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.errors import RuleViolation
+from jlis.groupcommit import GroupCommit
 from jlis.messaging.tables import OutboxRow
-from jlis.registry import Placement
+from jlis.registry import Placement, ResidentView, store
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
@@ -106,3 +108,89 @@ def test_a_groups_audited_reads_reach_the_access_log_at_its_end(
         assert [e.subject for e in entries] == codes
         assert all(e.details["purpose"] == "異動処理" for e in entries)
         assert ACCESS_LOG.verify(s).ok
+
+
+def _as_one_group(desk: GroupCommit, actions: list[tuple[Callable[[Session], object], int]]) -> list[object]:
+    """Run ``actions`` (each with the record it names) in one group: queued behind a held desk."""
+    started, gate = threading.Event(), threading.Event()
+
+    def hold_the_desk(s: Session) -> None:
+        started.set()
+        gate.wait(5)
+
+    with ThreadPoolExecutor(len(actions) + 1) as pool:
+        first = pool.submit(desk.run, hold_the_desk)
+        assert started.wait(5)
+        futures = []
+        for i, (work, rid) in enumerate(actions):
+            futures.append(pool.submit(desk.run, work, hint=rid))
+            while desk._queue.qsize() < i + 1:
+                threading.Event().wait(0.001)
+        groups = desk.groups
+        gate.set()
+        first.result(10)
+        results = [f.result(10) for f in futures]
+    assert desk.groups == groups + 2  # the held one, then these together
+    return results
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The residents read one by one (store.LOAD_WITH_HOUSEHOLD) from now on."""
+    calls: list[object] = []
+    one_by_one = store.LOAD_WITH_HOUSEHOLD.first
+
+    def counted(on: object, params: dict[str, object]) -> object:
+        calls.append(params["rid"])
+        return one_by_one(on, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.LOAD_WITH_HOUSEHOLD, "first", counted)
+    return calls
+
+
+def test_a_group_reads_the_records_its_actions_name_ahead_in_one_statement(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people = [counter.move_in(given=f"次郎{'一二三'[i]}") for i in range(3)]
+    today = counter.clock.today()
+    desk = counter_group_commit(factory, planned=False).start()  # SQLite too: ordinary groups
+    loads = _loads(monkeypatch)
+
+    def correct(i: int) -> Callable[[Session], object]:
+        return lambda s: counter.service_on(s).record_correction(
+            people[i].id, {"banchi": f"{i + 2}番"}, reason="誤記"
+        )
+
+    try:
+        views = _as_one_group(desk, [(correct(i), people[i].id) for i in range(3)])
+    finally:
+        desk.stop()
+    postgres = factory.kw["bind"].dialect.name == "postgresql"
+    assert loads == ([] if postgres else [p.id for p in people])  # SQLite has no round trips to save
+    assert [v.address.banchi for v in views] == ["2番", "3番", "4番"]  # type: ignore[attr-defined]
+    assert all(v.last_change_date == today for v in views)  # type: ignore[attr-defined]
+
+
+def test_a_record_read_ahead_is_read_again_after_an_earlier_action_changed_its_household(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A and B share a household. A moves alone (others stay: A founds a household); then B moves
+    alone in the same group: read ahead, B still had an active housemate, but A has gone, so B
+    must stay in the household (no 世帯分離)."""
+    a = counter.move_in(given="一郎")
+    b = counter.move_in(given="二郎", household_id=a.household_id, relationship="子")
+    today = counter.clock.today()
+    desk = counter_group_commit(factory, planned=False).start()  # SQLite too: ordinary groups
+    loads = _loads(monkeypatch)
+
+    def move(person: ResidentView, n: int) -> Callable[[Session], object]:
+        placement = Placement(counter.town(index=n), f"{n}番")
+        return lambda s: counter.service_on(s).record_relocation(person.id, placement, moved_on=today)
+
+    try:
+        moved_a, moved_b = _as_one_group(desk, [(move(a, 1), a.id), (move(b, 2), b.id)])
+    finally:
+        desk.stop()
+    assert moved_a[0].household_id != a.household_id  # type: ignore[index]
+    assert moved_b[0].household_id == a.household_id  # type: ignore[index]
+    postgres = factory.kw["bind"].dialect.name == "postgresql"
+    assert loads == ([b.id] if postgres else [a.id, b.id])  # B's read ahead no longer held

@@ -80,12 +80,18 @@ def counter_desk(app: FastAPI) -> GroupCommit:
 
 
 def at_counter(
-    request: Request, lg_code: str, principal: Principal, action: Callable[[RegistryService], T]
+    request: Request,
+    lg_code: str,
+    principal: Principal,
+    action: Callable[[RegistryService], T],
+    resident: int | None = None,
 ) -> T:
     """Run one counter action, committed (with the other clerks' actions of the moment: see
-    jlis.groupcommit) before this returns, then wake the relay so the change leaves now."""
+    jlis.groupcommit) before this returns, then wake the relay so the change leaves now.
+    ``resident``: the record the action changes (the desk reads it ahead with its group's)."""
     container = get_container(request)
-    result = counter_desk(request.app).run(lambda s: action(registry(s, container, lg_code, principal)))
+    desk = counter_desk(request.app)
+    result = desk.run(lambda s: action(registry(s, container, lg_code, principal)), hint=resident)
     poke_relay(request)
     return result
 
@@ -671,7 +677,9 @@ def move_out(
     request: Request,
     principal: Principal = Depends(staff_of_path),
 ) -> MoveOutOut:
-    view, cert = at_counter(request, lg_code, principal, lambda svc: apply_move_out(svc, resident_id, body))
+    view, cert = at_counter(
+        request, lg_code, principal, lambda svc: apply_move_out(svc, resident_id, body), resident_id
+    )
     return MoveOutOut(resident=ResidentOut.of(view), certificate=CertificateOut.of(cert))
 
 
@@ -694,6 +702,7 @@ def relocation(
         lg_code,
         principal,
         lambda svc: [ResidentOut.of(v) for v in apply_relocation(svc, resident_id, body)],
+        resident_id,
     )
 
 
@@ -706,7 +715,11 @@ def death(
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
     return at_counter(
-        request, lg_code, principal, lambda svc: ResidentOut.of(apply_death(svc, resident_id, body))
+        request,
+        lg_code,
+        principal,
+        lambda svc: ResidentOut.of(apply_death(svc, resident_id, body)),
+        resident_id,
     )
 
 
@@ -721,7 +734,11 @@ def name_change(
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
     return at_counter(
-        request, lg_code, principal, lambda svc: ResidentOut.of(apply_name_change(svc, resident_id, body))
+        request,
+        lg_code,
+        principal,
+        lambda svc: ResidentOut.of(apply_name_change(svc, resident_id, body)),
+        resident_id,
     )
 
 
@@ -736,7 +753,11 @@ def correction(
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
     return at_counter(
-        request, lg_code, principal, lambda svc: ResidentOut.of(apply_correction(svc, resident_id, body))
+        request,
+        lg_code,
+        principal,
+        lambda svc: ResidentOut.of(apply_correction(svc, resident_id, body)),
+        resident_id,
     )
 
 
@@ -755,5 +776,9 @@ def code_change(
     principal: Principal = Depends(staff_of_path),
 ) -> ResidentOut:
     return at_counter(
-        request, lg_code, principal, lambda svc: ResidentOut.of(apply_code_change(svc, resident_id, body))
+        request,
+        lg_code,
+        principal,
+        lambda svc: ResidentOut.of(apply_code_change(svc, resident_id, body)),
+        resident_id,
     )

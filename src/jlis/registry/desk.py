@@ -29,4 +29,5 @@ def counter_group_commit(factory: sessionmaker[Session], *, planned: bool = True
         prepare=store.hold_changes,
         finish=store.write_held_changes,
         planning=COUNTER_PLANNING if planned else None,
+        prefetch=store.prefetch_residents,
     )

@@ -8,6 +8,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from jlis import jsontext
 from jlis.registry.models import ChangeReason
 
 TOPIC_IDENTITY = "identity.changed"  # 本人確認情報の更新 (CS → 都道府県サーバ → 全国サーバ)
@@ -30,6 +31,15 @@ def to_payload(obj: Any) -> dict[str, Any]:
         value = getattr(obj, name)
         out[name] = value.isoformat() if isinstance(value, dt.date) else value
     return out
+
+
+def encoded(obj: Any) -> tuple[dict[str, Any], str]:
+    """A record's payload (``to_payload(obj)``) and its JSON text, from one encoding in C: orjson
+    writes a dataclass as it writes the payload (fields in order, dates and times in ISO form, an
+    enum as its value; an offset in whole minutes, as every clock here gives). Half the cost of
+    building the payload in Python and encoding it."""
+    raw = jsontext.dumps(obj)
+    return jsontext.loads(raw), raw
 
 
 @dataclass(frozen=True)

@@ -162,9 +162,7 @@ def _form_page(
         if loader is not None:
             ctx.update(loader(_svc(s, container, lg_code, principal)))
     ctx["title"] = title
-    return render(
-        request, template, ctx, values=values, error=error
-    )
+    return render(request, template, ctx, values=values, error=error)
 
 
 def _submit(
@@ -176,14 +174,16 @@ def _submit(
     title: str,
     loader: Loader | None,
     action: Callable[[RegistryService], str],
+    resident: int | None = None,
 ) -> Response:
     """Run ``action`` in one transaction and go to the URL it returns; on a refusal the transaction
-    has rolled back and the form comes back with the message (scope errors go to the error page)."""
+    has rolled back and the form comes back with the message (scope errors go to the error page).
+    ``resident``: the record the action changes (the desk reads it ahead with its group's)."""
     container = get_container(request)
 
     def run() -> str:
         desk = counter_desk(request.app)
-        target = desk.run(lambda s: action(_svc(s, container, lg_code, principal)))
+        target = desk.run(lambda s: action(_svc(s, container, lg_code, principal)), hint=resident)
         poke_relay(request)
         return target
 
@@ -239,9 +239,7 @@ def counter_home(
         "include_removed": bool(include_removed),
         "results": results,
     }
-    return render(
-        request, "registry/search.html", ctx, error=error
-    )
+    return render(request, "registry/search.html", ctx, error=error)
 
 
 @router.get("/residents/{resident_id}")
@@ -325,7 +323,8 @@ def _resident_action(
             apply(svc, resident_id, body)
             return _resident_url(lg_code, resident_id, slug)
 
-        return _submit(request, lg_code, principal, form, template, title, loader_for(resident_id), action)
+        loader = loader_for(resident_id)
+        return _submit(request, lg_code, principal, form, template, title, loader, action, resident_id)
 
     show.__name__ = f"{slug.replace('-', '_')}_form"
     record.__name__ = f"{slug.replace('-', '_')}_submit"

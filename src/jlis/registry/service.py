@@ -36,6 +36,7 @@ from jlis.registry.events import (
     TOPIC_MOVE_OUT_CERT,
     FuhyoNotice,
     IdentityRecord,
+    encoded,
 )
 from jlis.registry.models import (
     ABROAD,
@@ -203,6 +204,7 @@ class RegistryService:
         self.staff = staff
         # What the current action read and will write (see _action).
         self._depth = 0
+        self._bound: Bound | None = None  # the action's Bound (see _db)
         self._residents: RowSet[Resident] = RowSet(RESIDENTS, Resident, RESIDENT_COLUMNS)
         self._households: RowSet[Household] = RowSet(HOUSEHOLDS, Household, HOUSEHOLD_COLUMNS)
         self._history: list[dict[str, object]] = []
@@ -234,6 +236,7 @@ class RegistryService:
         """Kept for callers of the buffered version: every action now writes when it returns."""
 
     def _write(self) -> None:
+        store.touched(self.s, self._residents, self._households)
         wrote = self._households.write(self._db)
         wrote = self._residents.write(self._db) or wrote
         if wrote or self._inserted:
@@ -254,10 +257,16 @@ class RegistryService:
     @property
     def _db(self) -> Bound:
         """The transaction's connection for prepared statements (one per transaction, shared by
-        the actions of a group)."""
-        return Bound.current(self.s)
+        the actions of a group), looked up once per action: an action runs in one transaction."""
+        bound = self._bound
+        if bound is None:
+            bound = Bound.current(self.s)
+            if self._depth:
+                self._bound = bound
+        return bound
 
     def _forget(self) -> None:
+        self._bound = None
         self._others_active.clear()
         self._residents.forget()
         self._households.forget()
@@ -812,7 +821,9 @@ class RegistryService:
         row = self._residents.rows.get(resident_id)
         if row is None:
             # One query loads the record with its household: every change shows both afterwards.
-            found = store.LOAD_WITH_HOUSEHOLD.first(self._db, {"rid": resident_id})
+            found = store.prefetched(self.s, resident_id)
+            if found is None:
+                found = store.LOAD_WITH_HOUSEHOLD.first(self._db, {"rid": resident_id})
             if found is not None:
                 row = self._residents.adopt(found[:_NR])
                 self._households.adopt(found[_NR:-1])
@@ -1131,7 +1142,8 @@ def identity_messages(
     in Japan, the address news leaves for the 本籍地 that keeps the 戸籍の附票."""
     record = identity_record(view, reason, change_date, now, previous_code)
     source, key = registry_node(view.lg_code), previous_code or view.resident_code
-    out = [Message(new_message_id(), source, cs_node(view.lg_code), TOPIC_IDENTITY, key, record.to_payload())]
+    payload, raw = encoded(record)
+    out = [Message(new_message_id(), source, cs_node(view.lg_code), TOPIC_IDENTITY, key, payload, raw=raw)]
     if view.honseki_lg_code:
         notice = FuhyoNotice(
             resident_code=view.resident_code,
@@ -1149,16 +1161,9 @@ def identity_messages(
             recorded_at=now,
             previous_resident_code=previous_code,
         )
-        out.append(
-            Message(
-                new_message_id(),
-                source,
-                f"honseki:{view.honseki_lg_code}",
-                TOPIC_FUHYO,
-                key,
-                notice.to_payload(),
-            )
-        )
+        payload, raw = encoded(notice)
+        destination = f"honseki:{view.honseki_lg_code}"
+        out.append(Message(new_message_id(), source, destination, TOPIC_FUHYO, key, payload, raw=raw))
     return out
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy import Integer, Table, any_, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -176,20 +177,21 @@ _r, _h = RESIDENTS.c, HOUSEHOLDS.c
 _o = RESIDENTS.alias("o")
 # The record, its household, and whether another active member lives in it (what a 転居 asks
 # next: does the mover leave others behind?), in one round trip.
-LOAD_WITH_HOUSEHOLD = Prepared(
-    select(
-        *RESIDENTS.columns,
-        *HOUSEHOLDS.columns,
-        exists()
-        .where(
-            _o.c.household_id == _r.household_id,
-            _o.c.status == bindparam("active", Status.ACTIVE.value),
-            _o.c.id != _r.id,
-        )
-        .label("others_active"),
+_WITH_HOUSEHOLD = select(
+    *RESIDENTS.columns,
+    *HOUSEHOLDS.columns,
+    exists()
+    .where(
+        _o.c.household_id == _r.household_id,
+        _o.c.status == bindparam("active", Status.ACTIVE.value),
+        _o.c.id != _r.id,
     )
-    .join(HOUSEHOLDS, _h.id == _r.household_id)
-    .where(_r.id == bindparam("rid"))
+    .label("others_active"),
+).join(HOUSEHOLDS, _h.id == _r.household_id)
+LOAD_WITH_HOUSEHOLD = Prepared(_WITH_HOUSEHOLD.where(_r.id == bindparam("rid")))
+# The same for the records a group of actions will read (see prefetch_residents): PostgreSQL only.
+PREFETCH_WITH_HOUSEHOLD = Prepared(
+    _WITH_HOUSEHOLD.where(_r.id == any_(bindparam("ids", type_=ARRAY(Integer))))
 )
 LOAD_RESIDENT = Prepared(select(RESIDENTS).where(_r.id == bindparam("rid")))
 LOAD_HOUSEHOLD = Prepared(select(HOUSEHOLDS).where(_h.id == bindparam("hid")))
@@ -269,6 +271,60 @@ def _write_held_rows(session: Session) -> None:
         bound = Bound.current(session)
         for lg_code in sorted(held_versions):
             register_written(session, bound, lg_code)
+
+
+# ------------------------------------------------------------------ reading ahead (PostgreSQL)
+
+# Session.info: (the transaction, the records read ahead by resident id, and the residents and
+# households the group's actions have loaded so far).
+PREFETCHED = "jlis.registry.prefetched"
+_HOUSEHOLD_ID = RESIDENT_COLUMNS.index("household_id")
+
+
+def prefetch_residents(session: Session, resident_ids: list[Any]) -> None:
+    """The counter desk's read-ahead (jlis.groupcommit): the records the group's actions name, each
+    with its household and whether another active member lives in it (as LOAD_WITH_HOUSEHOLD
+    reads one), in one statement: on PostgreSQL each read is a round trip, which costs the server
+    and the client more than the read. SQLite has no round trips, and plans its groups on a
+    snapshot: nothing is read ahead there.
+
+    An action takes a record read ahead only when no action before it in the group loaded that
+    resident or anyone of that household (:func:`touched`): otherwise it reads the record as it
+    is now. Every write to residents and households in a counter group goes through
+    RegistryService, whose actions report what they loaded."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted({int(i) for i in resident_ids})
+    rows = PREFETCH_WITH_HOUSEHOLD.rows(Bound.current(session), {"ids": ids})
+    session.info[PREFETCHED] = (session.get_transaction(), {r[0]: r for r in rows}, set(), set())
+
+
+def prefetched(session: Session, resident_id: int) -> tuple[Any, ...] | None:
+    """The record of ``resident_id`` as read ahead for this group, if it still holds (see
+    :func:`prefetch_residents`); each is handed out once."""
+    held = session.info.get(PREFETCHED)
+    if held is None or held[0] is not session.get_transaction():
+        return None
+    _txn, rows, residents, households = held
+    found: tuple[Any, ...] | None = rows.pop(resident_id, None)
+    if found is None or resident_id in residents or found[_HOUSEHOLD_ID] in households:
+        return None
+    return found
+
+
+def touched(session: Session, residents: RowSet[Resident], households: RowSet[Household]) -> None:
+    """An action of the group loaded (and may have changed) these rows: records read ahead for
+    those residents, or for anyone of their households (before or after the action), no longer
+    hold. Call before the rows are written (their household as read is still known)."""
+    held = session.info.get(PREFETCHED)
+    if held is None or not held[1]:
+        return
+    _txn, _rows, resident_ids, household_ids = held
+    for rid, row in residents.rows.items():
+        resident_ids.add(rid)
+        household_ids.add(row.household_id)
+        household_ids.add(residents.saved[rid][_HOUSEHOLD_ID])
+    household_ids.update(households.rows)
 
 
 # ------------------------------------------------------------------ planned groups (SQLite)
