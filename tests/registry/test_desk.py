@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.errors import RuleViolation
 from jlis.groupcommit import GroupCommit
 from jlis.messaging.tables import OutboxRow
-from jlis.registry import Placement, ResidentView, store
+from jlis.registry import NewPerson, PersonName, Placement, ResidentView, Sex, store
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
@@ -194,3 +194,54 @@ def test_a_record_read_ahead_is_read_again_after_an_earlier_action_changed_its_h
     assert moved_b[0].household_id == a.household_id  # type: ignore[index]
     postgres = factory.kw["bind"].dialect.name == "postgresql"
     assert loads == ([b.id] if postgres else [a.id, b.id])  # B's read ahead no longer held
+
+
+def test_a_birth_in_the_group_makes_a_housemates_record_read_ahead_stale(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lives alone. A child is born into A's household, then A moves alone in the same group:
+    read ahead, A had nobody to leave behind, but now the child stays, so A founds a household."""
+    a = counter.move_in(given="花子", sex=Sex.FEMALE)
+    today = counter.clock.today()
+    desk = counter_group_commit(factory, planned=False).start()  # SQLite too: ordinary groups
+    loads = _loads(monkeypatch)
+    child = NewPerson(PersonName.checked("山田", "陽太", "ヤマダ", "ヨウタ"), today, Sex.MALE)
+    placement = Placement(counter.town(index=3), "3番")
+
+    def born(s: Session) -> object:
+        return counter.service_on(s).record_birth(child, household_id=a.household_id)
+
+    def move(s: Session) -> object:
+        return counter.service_on(s).record_relocation(a.id, placement, moved_on=today)
+
+    try:
+        baby, moved = _as_one_group(desk, [(born, a.id), (move, a.id)])
+    finally:
+        desk.stop()
+    assert baby.household_id == a.household_id  # type: ignore[attr-defined]
+    assert moved[0].household_id != a.household_id  # type: ignore[index]
+    assert loads == [a.id]  # read again on PostgreSQL too
+
+
+def test_an_audited_read_leaves_the_record_read_ahead_to_the_change_after_it(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people = [counter.move_in(given=f"三郎{'一二'[i]}") for i in range(2)]
+    desk = counter_group_commit(factory, planned=False).start()  # SQLite too: ordinary groups
+    loads = _loads(monkeypatch)
+
+    def read_then_correct(i: int) -> Callable[[Session], object]:
+        def work(s: Session) -> object:
+            svc = counter.service_on(s)
+            svc.get(people[i].id, purpose="異動処理")
+            return svc.record_correction(people[i].id, {"banchi": "9番"}, reason="誤記")
+
+        return work
+
+    try:
+        views = _as_one_group(desk, [(read_then_correct(i), p.id) for i, p in enumerate(people)])
+    finally:
+        desk.stop()
+    assert [v.address.banchi for v in views] == ["9番", "9番"]  # type: ignore[attr-defined]
+    postgres = factory.kw["bind"].dialect.name == "postgresql"
+    assert loads == ([] if postgres else [p.id for p in people for _ in "12"])

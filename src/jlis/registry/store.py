@@ -115,7 +115,7 @@ class RowSet(Generic[R]):
         self.table = table
         self.make: Callable[..., R] = make
         self.columns = tuple(columns)
-        self._values = attrgetter(*self.columns)
+        self.values = attrgetter(*self.columns)  # a row's values, in column order
         self.rows: dict[int, R] = {}
         self.saved: dict[int, tuple[Any, ...]] = {}
         self.plan: GroupPlan | None = None  # the planned group the current action belongs to
@@ -138,7 +138,7 @@ class RowSet(Generic[R]):
         when its columns are in the SET list). True when a row was written."""
         wrote = False
         for rid, row in self.rows.items():
-            now = self._values(row)
+            now = self.values(row)
             before = self.saved[rid]
             if now == before:
                 continue
@@ -288,10 +288,10 @@ def prefetch_residents(session: Session, resident_ids: list[Any]) -> None:
     and the client more than the read. SQLite has no round trips, and plans its groups on a
     snapshot: nothing is read ahead there.
 
-    An action takes a record read ahead only when no action before it in the group loaded that
+    An action takes a record read ahead only when no action before it in the group changed that
     resident or anyone of that household (:func:`touched`): otherwise it reads the record as it
     is now. Every write to residents and households in a counter group goes through
-    RegistryService, whose actions report what they loaded."""
+    RegistryService, whose actions report what they change."""
     if session.get_bind().dialect.name != "postgresql":
         return
     ids = sorted({int(i) for i in resident_ids})
@@ -301,30 +301,39 @@ def prefetch_residents(session: Session, resident_ids: list[Any]) -> None:
 
 def prefetched(session: Session, resident_id: int) -> tuple[Any, ...] | None:
     """The record of ``resident_id`` as read ahead for this group, if it still holds (see
-    :func:`prefetch_residents`); each is handed out once."""
+    :func:`prefetch_residents`): until an action changes it (an audited read before a change
+    changes nothing)."""
     held = session.info.get(PREFETCHED)
     if held is None or held[0] is not session.get_transaction():
         return None
     _txn, rows, residents, households = held
-    found: tuple[Any, ...] | None = rows.pop(resident_id, None)
+    found: tuple[Any, ...] | None = rows.get(resident_id)
     if found is None or resident_id in residents or found[_HOUSEHOLD_ID] in households:
         return None
     return found
 
 
 def touched(session: Session, residents: RowSet[Resident], households: RowSet[Household]) -> None:
-    """An action of the group loaded (and may have changed) these rows: records read ahead for
-    those residents, or for anyone of their households (before or after the action), no longer
-    hold. Call before the rows are written (their household as read is still known)."""
+    """An action of the group is about to write these rows: records read ahead for a resident it
+    changed, or for anyone of a household it changed or that such a resident left or joined, no
+    longer hold (a resident it inserted counts as changed: its insert is followed by its first
+    change, version 0 to 1). Call before the rows are written (their values as read are still
+    known)."""
     held = session.info.get(PREFETCHED)
     if held is None or not held[1]:
         return
     _txn, _rows, resident_ids, household_ids = held
+    values = residents.values
     for rid, row in residents.rows.items():
-        resident_ids.add(rid)
-        household_ids.add(row.household_id)
-        household_ids.add(residents.saved[rid][_HOUSEHOLD_ID])
-    household_ids.update(households.rows)
+        before = residents.saved[rid]
+        if values(row) != before:
+            resident_ids.add(rid)
+            household_ids.add(row.household_id)
+            household_ids.add(before[_HOUSEHOLD_ID])
+    household_values = households.values
+    household_ids.update(
+        hid for hid, h in households.rows.items() if household_values(h) != households.saved[hid]
+    )
 
 
 # ------------------------------------------------------------------ planned groups (SQLite)
