@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 from jlis.juki import fuhyo as fuhyo_module
 from jlis.juki import nodes as nodes_module
 from jlis.juki.copies import apply_records, apply_records_many
-from jlis.juki.fuhyo import fuhyo_entry_row, fuhyo_identity_payload, fuhyo_payload_row, fuhyo_record_row
+from jlis.juki.fuhyo import (
+    fuhyo_entry_row,
+    fuhyo_identity_payload,
+    fuhyo_payload_row,
+    fuhyo_record_row,
+    notice_entry,
+)
 from jlis.juki.models import FuhyoRecord
 from jlis.juki.nodes import (
     CS_TIER,
@@ -104,6 +110,14 @@ def test_payload_rows_equal_the_dataclass_route() -> None:
     )  # fmt: skip
     record = FuhyoRecord.from_notice(notice)
     assert fuhyo_identity_payload(notice, notice.to_payload()) == record.to_payload()
+    assert notice_entry(notice.to_payload()) == (fuhyo_entry_row(notice), record.to_payload())
+    without_default = {k: v for k, v in notice.to_payload().items() if k != "previous_resident_code"}
+    assert notice_entry(without_default) == (
+        fuhyo_entry_row(notice),
+        record.to_payload(),
+    )  # the dataclass way
+    with pytest.raises(ValueError, match="'引越し' is not a valid ChangeReason"):
+        notice_entry(notice.to_payload() | {"reason": "引越し"})
     assert fuhyo_entry_row(notice) == fuhyo_record_row(record) | {
         "honseki": notice.honseki, "address_lg_code": None, "address_since": notice.address_since
     }  # fmt: skip
@@ -137,8 +151,10 @@ def test_a_record_is_parsed_once_on_its_way_through_the_tiers(
     view = world.person(CHIYODA, honseki_lg=SHINJUKU)
     world.drain()  # the identity record, the 附票 notice and the 転入通知 to Hachioji's CS
     assert world.relay.stats.followed == 4  # CS → pref → national, 本籍地 → pref → national
-    identity_fields, fuhyo_fields = (frozenset(nodes_module.IDENTITY_FIELDS), fuhyo_module._FUHYO_KEYS)
-    assert sorted(parses, key=len) == sorted([identity_fields, fuhyo_fields], key=len)  # once each
+    # Once each: the identity record at the CS; the 附票 notice at the 本籍地, whose record fields
+    # travel on parsed.
+    identity_fields, notice_fields = (frozenset(nodes_module.IDENTITY_FIELDS), fuhyo_module._NOTICE_KEYS)
+    assert sorted(parses, key=len) == sorted([identity_fields, notice_fields], key=len)
     with world.factory() as s:
         cs, pref, nat = (
             s.execute(select(t).where(t.c.resident_code == view.resident_code)).one()._mapping

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select
 
 from jlis.db import transaction
 from jlis.juki import read_fuhyo, read_fuhyo_national
-from jlis.juki.fuhyo import _record_addresses
+from jlis.juki.fuhyo import _record_addresses, fuhyo_entry_row
 from jlis.juki.tables import (
     fuhyo_addresses,
     fuhyo_history,
@@ -92,8 +93,9 @@ def test_fuhyo_code_change_carries_the_addresses_over(world: World, geo: Geograp
     assert fuhyo is not None and [a.address for a in fuhyo.addresses] == [view.address.text]
 
 
-def _notice(code: str, address: str, since: dt.date, previous: str | None = None) -> FuhyoNotice:
-    return FuhyoNotice(
+def _notice(code: str, address: str, since: dt.date, previous: str | None = None) -> dict[str, Any]:
+    """The 附票 row of a notice, as the 本籍地 node makes it (fuhyo.notice_entry)."""
+    notice = FuhyoNotice(
         resident_code=code,
         honseki_lg_code="271004",
         honseki="大阪市北区1番",
@@ -109,6 +111,7 @@ def _notice(code: str, address: str, since: dt.date, previous: str | None = None
         recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         previous_resident_code=previous,
     )
+    return fuhyo_entry_row(notice)
 
 
 def _lines(world: World, node: str, code: str) -> list[tuple[str, dt.date]]:

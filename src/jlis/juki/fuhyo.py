@@ -93,15 +93,36 @@ def fuhyo_identity_payload(notice: FuhyoNotice, payload: dict[str, Any]) -> dict
         return FuhyoRecord.from_notice(notice).to_payload()
 
 
+_NOTICE_KEYS = frozenset(FUHYO_RECORD_FIELDS) | {"honseki", "address_lg_code", "address_since"}
+_NOTICE_DATES = ("birth_date", "address_since", "change_date")
+
+
+def notice_entry(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A notice payload's 附票 row (``fuhyo_entry_row`` of the notice: the notice has exactly its
+    fields) and the 附票本人確認情報 payload it sends on, parsed without building the dataclass
+    when the payload has every field (otherwise through it, which fills defaults or names what
+    is wrong)."""
+    row = payload_row(payload, _NOTICE_KEYS, _NOTICE_DATES)
+    if row is None:
+        notice = FuhyoNotice.from_payload(payload)
+        return fuhyo_entry_row(notice), fuhyo_identity_payload(notice, payload)
+    return row, {f: payload[f] for f in FUHYO_RECORD_FIELDS}
+
+
 def address_row(node: str, notice: FuhyoNotice) -> dict[str, Any]:
+    return address_line(node, fuhyo_entry_row(notice))
+
+
+def address_line(node: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """The 附票's address line of an entry row (see :func:`notice_entry`)."""
     return {
         "node": node,
-        "resident_code": notice.resident_code,
-        "address": notice.address,
-        "address_lg_code": notice.address_lg_code,
-        "address_since": notice.address_since,
-        "reason": notice.reason.value,
-        "recorded_at": utc(notice.recorded_at),
+        "resident_code": entry["resident_code"],
+        "address": entry["address"],
+        "address_lg_code": entry["address_lg_code"],
+        "address_since": entry["address_since"],
+        "reason": entry["reason"],
+        "recorded_at": entry["recorded_at"],
     }
 
 
@@ -126,31 +147,46 @@ class HonsekiNode:
     def apply_groups(self, session: Session, groups: list[tuple[str, list[Message]]]) -> None:
         now = self.clock.now()
         applied: list[tuple[str, Entries]] = []
-        noticed: list[tuple[str, list[FuhyoNotice]]] = []
+        noticed: list[tuple[str, list[dict[str, Any]]]] = []
         out: list[Message] = []
         for node, messages in groups:
             _kind, lg = node_parts(node)
-            notices: list[FuhyoNotice] = []
+            entries: list[dict[str, Any]] = []
             rows: list[tuple[str | None, dict[str, Any]]] = []
+            payloads: list[dict[str, Any]] = []
             for m in messages:
                 refuse_unless(m.topic == TOPIC_FUHYO, node, m, "the 附票 takes address notices only")
                 src_kind, src_lg = node_parts(m.source)
                 refuse_unless(src_kind == REGISTRY, node, m, "only a municipal register")
-                notice = FuhyoNotice.from_payload(m.payload)
-                refuse_unless(notice.honseki_lg_code == lg, node, m, "the 本籍 must be in this municipality")
+                entry, payload = notice_entry(m.payload)
                 refuse_unless(
-                    notice.address_lg_code in (src_lg, None),
+                    entry["honseki_lg_code"] == lg, node, m, "the 本籍 must be in this municipality"
+                )
+                refuse_unless(
+                    entry["address_lg_code"] in (src_lg, None),
                     node,
                     m,
                     "a register reports its own residents only",
                 )
-                notices.append(notice)
-                rows.append((m.message_id, fuhyo_entry_row(notice)))
+                entries.append(entry)
+                rows.append((m.message_id, entry))
+                payloads.append(payload)
             applied.append((node, rows))
-            noticed.append((node, notices))
+            noticed.append((node, entries))
             destination = fuhyo_pref_node(self.geo.municipality(lg).pref_code)
-            payloads = [fuhyo_identity_payload(n, m.payload) for n, m in zip(notices, messages, strict=True)]
-            out.extend(onward(node, destination, TOPIC_FUHYO_IDENTITY, messages, payloads=payloads))
+            # The next hop parses what this one sends as the record's fields of the entry row.
+            records = [{f: e[f] for f in FUHYO_RECORD_FIELDS} for e in entries]
+            out.extend(
+                onward(
+                    node,
+                    destination,
+                    TOPIC_FUHYO_IDENTITY,
+                    messages,
+                    payloads=payloads,
+                    parse=fuhyo_payload_row,
+                    rows=records,
+                )
+            )
         apply_records_many(session, HONSEKI_TIER, applied, now)
         _record_addresses(session, noticed)
         publish_many(session, out, now=now)
@@ -159,10 +195,10 @@ class HonsekiNode:
 _LINE = ("node", "resident_code", "address", "address_since")
 
 
-def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[FuhyoNotice]]]) -> None:
+def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> None:
     """Add each address not yet on the person's 附票 (a repeat of the current address, as in a 転出
     notice or a name change, adds nothing). A 住民票コード変更 carries the list over to the new code.
-    ``groups``: each node once, with its notices in order.
+    ``groups``: each node once, with its notices' entry rows (:func:`notice_entry`) in order.
 
     Only the lines a notice could repeat are read (same person, same address), not the person's
     whole list, which grows with every move."""
@@ -171,18 +207,18 @@ def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[Fuh
     rekeys: list[tuple[str, str]] = []
     for node, notices in groups:
         for n in notices:
-            previous = n.previous_resident_code
-            if previous and previous != n.resident_code:
+            previous = n["previous_resident_code"]
+            if previous and previous != n["resident_code"]:
                 rekeys.append((node, previous))
-                into = carried.setdefault((node, n.resident_code), set())
+                into = carried.setdefault((node, n["resident_code"]), set())
                 into.add(previous)
                 into.update(carried.get((node, previous), ()))
     same_address: list[tuple[str, str, str]] = []
     for node, notices in groups:
         for n in notices:
-            same_address.append((node, n.resident_code, n.address))
-            for previous in carried.get((node, n.resident_code), ()):
-                same_address.append((node, previous, n.address))
+            same_address.append((node, n["resident_code"], n["address"]))
+            for previous in carried.get((node, n["resident_code"]), ()):
+                same_address.append((node, previous, n["address"]))
     known: dict[tuple[str, str], set[tuple[str, dt.date]]] = {}
     for node, code, address, since in select_by_keys(
         session, _A, ("node", "resident_code", "address"), same_address, _LINE
@@ -193,7 +229,7 @@ def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[Fuh
     new_rows: list[dict[str, Any]] = []
     for node, notices in groups:
         for n in notices:
-            code, previous = n.resident_code, n.previous_resident_code
+            code, previous = n["resident_code"], n["previous_resident_code"]
             if previous and previous != code and (node, previous) in listed:
                 # Rows written so far must exist before they are re-keyed: statements stay in order.
                 bulk_insert(session, _A, new_rows)
@@ -203,9 +239,10 @@ def _record_addresses(session: Session, groups: Sequence[tuple[str, Sequence[Fuh
                 listed.discard((node, previous))
                 listed.add((node, code))
             seen = known.setdefault((node, code), set())
-            if (n.address, n.address_since) not in seen:
-                seen.add((n.address, n.address_since))
-                new_rows.append(address_row(node, n))
+            line = (n["address"], n["address_since"])
+            if line not in seen:
+                seen.add(line)
+                new_rows.append(address_line(node, n))
                 if rekeys:
                     listed.add((node, code))
     bulk_insert(session, _A, new_rows)

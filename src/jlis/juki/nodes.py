@@ -135,12 +135,15 @@ def onward(
     key so order per resident holds on the next hop too. ``parse`` and ``rows``: what this node
     made of each payload, handed on with it (see :func:`parsed`)."""
     carried: list[tuple[dict[str, Any], str | None, tuple[Parse, dict[str, Any]] | None]]
+    texts: list[tuple[dict[str, Any], str | None]]
     if payloads is not None:
-        carried = [(p, encode_payload(p), None) for p in payloads]
-    elif parse is None:
-        carried = [(m.payload, m.raw, None) for m in messages]
+        texts = [(p, encode_payload(p)) for p in payloads]
     else:
-        carried = [(m.payload, m.raw, (parse, row)) for m, row in zip(messages, rows, strict=True)]
+        texts = [(m.payload, m.raw) for m in messages]
+    if parse is None:
+        carried = [(p, raw, None) for p, raw in texts]
+    else:
+        carried = [(p, raw, (parse, row)) for (p, raw), row in zip(texts, rows, strict=True)]
     return [
         Message(
             forward_id(m.message_id, destination),
