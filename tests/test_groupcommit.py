@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.errors import RuleViolation
-from jlis.groupcommit import GroupCommit, Planning, _Job
+from jlis.groupcommit import GroupCommit, Outcome, Planning, _Job
 
 meta = MetaData()
 notes = Table(
@@ -210,3 +210,21 @@ def test_prefetch_gets_the_hints_of_a_group_that_names_more_than_one_read(
     desk._run([_Job(add("f"), 6)])  # type: ignore[arg-type]
     assert seen == [([1, 3], True)]  # one hint alone is read as cheaply by its own action
     assert texts(factory) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_an_outcome_is_set_once_and_given_to_every_caller_that_waits() -> None:
+    done: Outcome[int] = Outcome()
+    with pytest.raises(TimeoutError):
+        done.result(0.01)
+    with ThreadPoolExecutor(3) as pool:
+        waiting = [pool.submit(done.result, 5) for _ in range(3)]
+        assert not done.done()
+        done.set_result(7)
+        assert [w.result(5) for w in waiting] == [7, 7, 7] and done.done()
+    with pytest.raises(RuntimeError, match="set already"):
+        done.set_exception(ValueError("late"))
+    failed: Outcome[int] = Outcome()
+    failed.set_exception(ValueError("refused"))
+    assert isinstance(failed.exception(0), ValueError)
+    with pytest.raises(ValueError, match="refused"):
+        failed.result()

@@ -42,7 +42,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
@@ -155,11 +154,58 @@ class Planning:
     finish: Callable[[Session], Callable[[Session], None]]
 
 
+class Outcome(Generic[T]):
+    """A job's result or exception, handed from a grouper's thread to the caller waiting for it:
+    the part of ``concurrent.futures.Future`` a grouper uses, on one lock. Future's condition
+    variable cost ~10 µs of Python a job (32 clerks through the counter desk: 23.5 against 12.5 µs
+    of user CPU a job, the group commit's own cost)."""
+
+    __slots__ = ("_error", "_ready", "_set", "_value")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()  # released once the outcome is set
+        self._set = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._set
+
+    def set_result(self, value: T) -> None:
+        self._settle(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._settle(None, error)
+
+    def _settle(self, value: Any, error: BaseException | None) -> None:
+        if self._set:
+            raise RuntimeError("the outcome is set already")
+        self._value, self._error, self._set = value, error, True
+        self._ready.release()
+
+    def _wait(self, timeout: float | None) -> None:
+        if not self._ready.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("no outcome in time")
+        self._ready.release()  # for whoever else asks
+
+    def result(self, timeout: float | None = None) -> T:
+        """The value, waiting for it; or the exception, raised."""
+        self._wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return self._error
+
+
 @dataclass
 class _Job(Generic[T]):
     work: Callable[[Session], T]
     hint: Any = None  # what the action will read (see GroupCommit.prefetch)
-    future: Future[T] = field(default_factory=Future)
+    future: Outcome[T] = field(default_factory=Outcome)
 
 
 class GroupCommit(Grouper[_Job[Any]]):

@@ -21,13 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.db import transaction
-from jlis.groupcommit import Grouper
+from jlis.groupcommit import Grouper, Outcome
 from jlis.linkage.exchange.models import QueryAnswer, QueryRequest
 from jlis.linkage.exchange.service import ExchangeHub, prune_requests
 from jlis.linkage.hub.members import Member
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 class _Job:
     member: Member
     request: QueryRequest
-    future: Future[QueryAnswer] = field(default_factory=Future)
+    future: Outcome[QueryAnswer] = field(default_factory=Outcome)
 
 
 class QueryBatcher(Grouper[_Job]):
