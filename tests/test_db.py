@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, TypeDecorator, insert, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from jlis.db import (
@@ -315,6 +316,7 @@ def test_a_wal_past_the_restart_mark_starts_over_once_its_readers_are_done(
 
 
 _SQLITE = sqlite.dialect()
+_POSTGRES = postgresql.psycopg.dialect()
 _OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda m: dt.timezone(dt.timedelta(minutes=m))
 )
@@ -333,6 +335,20 @@ def test_utc_datetime_writes_and_reads_sqlites_text_as_sqlalchemy_would(value: d
     assert stored == sqlalchemys_bind(value)
     assert result(stored) == sqlalchemys_result(stored) == value
     assert result(stored).tzinfo is dt.UTC
+    assert bind(None) is None and result(None) is None
+
+
+@given(_AWARE)
+def test_utc_datetime_binds_and_reads_postgresqls_values_as_sqlalchemy_would(value: dt.datetime) -> None:
+    ours = UtcDateTime().dialect_impl(_POSTGRES)
+    bind, result = ours.bind_processor(_POSTGRES), ours.result_processor(_POSTGRES, None)
+    assert bind.__qualname__.startswith("UtcDateTime.")  # the fast path is the one in use
+    assert bind(value) == TypeDecorator.bind_processor(ours, _POSTGRES)(value) == value
+    assert bind(value).tzinfo is dt.UTC
+    tokyo = value.astimezone(ZoneInfo("Asia/Tokyo"))  # a session in another zone reads this
+    for read in (value, tokyo, value.astimezone(dt.UTC)):
+        assert result(read) == TypeDecorator.result_processor(ours, _POSTGRES, None)(read) == value
+        assert result(read).tzinfo is dt.UTC
     assert bind(None) is None and result(None) is None
 
 

@@ -248,3 +248,11 @@ def test_a_statement_with_a_bad_parameter_fails_where_it_is_made_and_sends_nothi
         assert len(raw.deferred) == 1  # the first write still waits, and goes with the next statement
         assert conn.execute(text("SELECT message_id, topic FROM outbox")).all() == [("m-1", "t")]
         conn.rollback()
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_postgresql_sessions_run_in_utc(engine: Engine) -> None:
+    """psycopg then reads a timestamptz in datetime.UTC, which UtcDateTime takes as it is."""
+    with engine.connect() as c:
+        assert c.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+        assert c.execute(text("SELECT now()")).scalar_one().tzinfo is dt.UTC

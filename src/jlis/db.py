@@ -64,7 +64,14 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     # one or two distinct times (tests/test_db.py holds the two to the same text and values).
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name != "sqlite" or not _default_sqlite_format(dialect, self.impl):
+        if dialect.name != "sqlite":
+            # One call a value instead of SQLAlchemy's two wrappers around process_bind_param:
+            # the relay binds thousands a round.
+            def aware(value: Any) -> Any:
+                return value if value is None else _as_utc(value)
+
+            return aware
+        if not _default_sqlite_format(dialect, self.impl):
             return super().bind_processor(dialect)
 
         def process(value: Any) -> str | None:
@@ -73,7 +80,15 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return process
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name != "sqlite" or not _default_sqlite_format(dialect, self.impl):
+        if dialect.name != "sqlite":
+
+            def in_utc(value: Any) -> Any:  # as process_result_value, in one call
+                if value is None or value.tzinfo is UTC:  # jlis's sessions run in UTC
+                    return value
+                return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+            return in_utc
+        if not _default_sqlite_format(dialect, self.impl):
             return super().result_processor(dialect, coltype)
         parse = dt.datetime.fromisoformat
 
@@ -364,9 +379,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _write_behind_connect(_dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
-    """psycopg connections that can hold writes back (jlis.writebehind)."""
+    """psycopg connections that can hold writes back (jlis.writebehind), their session in UTC
+    (unless the URL sets options): jlis stores and compares UTC times, and psycopg then reads a
+    ``timestamptz`` as aware in ``datetime.UTC``, which UtcDateTime takes as it is."""
     from jlis.writebehind import WriteBehindConnection
 
+    cparams.setdefault("options", "-c TimeZone=UTC")
     return WriteBehindConnection.connect(*cargs, **cparams)
 
 
