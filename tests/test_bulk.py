@@ -159,7 +159,7 @@ def test_rows_given_as_values_are_written_as_the_same_rows_as_dicts(factory: ses
 def test_bulk_rows_read_back_with_the_dates_and_times_sqlalchemy_writes(
     factory: sessionmaker[Session],
 ) -> None:
-    """COPY on PostgreSQL gets dates and times as text made beforehand (jlis.bulk._with_iso_times):
+    """COPY on PostgreSQL gets datetimes as text made beforehand (jlis.bulk._iso_times):
     they read back as the same values as rows inserted through SQLAlchemy."""
     columns = ("id", "d", "naive", "aware", "utc")
     t = Table(
