@@ -56,7 +56,7 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         assert isinstance(value, dt.datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return _in_utc(value)
 
     # On SQLite the value is text in SQLAlchemy's default DATETIME format, which is what
     # ``isoformat(" ", "microseconds")`` writes and ``fromisoformat`` reads, in C: SQLAlchemy's own
@@ -82,12 +82,10 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         if dialect.name != "sqlite":
 
-            def in_utc(value: Any) -> Any:  # as process_result_value, in one call
-                if value is None or value.tzinfo is UTC:  # jlis's sessions run in UTC
-                    return value
-                return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            def read(value: Any) -> Any:  # as process_result_value, in one call
+                return value if value is None or value.tzinfo is UTC else _in_utc(value)
 
-            return in_utc
+            return read
         if not _default_sqlite_format(dialect, self.impl):
             return super().result_processor(dialect, coltype)
         parse = dt.datetime.fromisoformat
@@ -95,10 +93,14 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         def process(value: Any) -> dt.datetime | None:
             if value is None:
                 return None
-            read = parse(value)  # a text with an offset (written by hand) is converted, not relabelled
-            return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
+            return _in_utc(parse(value))  # a text with an offset (written by hand) is converted
 
         return process
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    """A time read back: naive ones are UTC (SQLite keeps no offset), aware ones converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _as_utc(value: Any) -> dt.datetime:

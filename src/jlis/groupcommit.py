@@ -327,9 +327,10 @@ class GroupCommit(Grouper[_Job[Any]]):
             with transaction(self.factory) as s:
                 if self.prepare is not None:
                     self.prepare(s)
-                hints = [job.hint for job in jobs if job.hint is not None]
-                if self.prefetch is not None and len(hints) > 1:
-                    self.prefetch(s, hints)
+                if self.prefetch is not None:
+                    hints = [job.hint for job in jobs if job.hint is not None]
+                    if len(hints) > 1:
+                        self.prefetch(s, hints)
                 for job in jobs:
                     try:
                         results.append(job.work(s))

@@ -109,10 +109,6 @@ def notice_entry(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return row, {f: payload[f] for f in FUHYO_RECORD_FIELDS}
 
 
-def address_row(node: str, notice: FuhyoNotice) -> dict[str, Any]:
-    return address_line(node, fuhyo_entry_row(notice))
-
-
 def address_line(node: str, entry: dict[str, Any]) -> dict[str, Any]:
     """The 附票's address line of an entry row (see :func:`notice_entry`)."""
     return {

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from jlis.bulk import bulk_insert
 from jlis.juki.copies import touch_node
-from jlis.juki.fuhyo import address_row, fuhyo_entry_row, fuhyo_record_row
+from jlis.juki.fuhyo import address_line, fuhyo_entry_row, fuhyo_record_row
 from jlis.juki.models import (
     FUHYO_NATIONAL,
     NATIONAL,
@@ -91,8 +91,9 @@ def bulk_load_fuhyo(session: Session, notices: Iterable[NoticeLike]) -> int:
         for n in chunk:
             node, pref = honseki_node(n.honseki_lg_code), fuhyo_pref_node(n.honseki_lg_code[:2])
             record = fuhyo_record_row(FuhyoRecord.from_notice(n))
-            entries.append(_current(fuhyo_entry_row(n), node))
-            lines.append(address_row(node, n))
+            entry = fuhyo_entry_row(n)
+            entries.append(_current(entry, node))
+            lines.append(address_line(node, entry))
             prefs.append(_current(record, pref))
             national.append(_current(record, None))
             per_node.update((node, pref, FUHYO_NATIONAL))

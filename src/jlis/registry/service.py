@@ -236,10 +236,10 @@ class RegistryService:
         """Kept for callers of the buffered version: every action now writes when it returns."""
 
     def _write(self) -> None:
-        store.touched(self.s, self._residents, self._households)
-        wrote = self._households.write(self._db)
-        wrote = self._residents.write(self._db) or wrote
-        if wrote or self._inserted:
+        households = self._households.write(self._db)
+        residents = self._residents.write(self._db)
+        store.touched(self.s, residents, households)
+        if residents or households or self._inserted:
             store.register_written(self.s, self._db, self.lg_code)
         if self._history:
             held = self.s.info.get(store.HISTORY_HELD)

@@ -115,7 +115,7 @@ class RowSet(Generic[R]):
         self.table = table
         self.make: Callable[..., R] = make
         self.columns = tuple(columns)
-        self.values = attrgetter(*self.columns)  # a row's values, in column order
+        self._values = attrgetter(*self.columns)
         self.rows: dict[int, R] = {}
         self.saved: dict[int, tuple[Any, ...]] = {}
         self.plan: GroupPlan | None = None  # the planned group the current action belongs to
@@ -133,12 +133,12 @@ class RowSet(Generic[R]):
         self.saved[row.id] = tuple(values)
         return row
 
-    def write(self, session: Session | Bound) -> bool:
+    def write(self, session: Session | Bound) -> list[tuple[R, tuple[Any, ...]]]:
         """One UPDATE per changed row, of the changed columns only (SQLite rewrites an index only
-        when its columns are in the SET list). True when a row was written."""
-        wrote = False
+        when its columns are in the SET list). The rows written, each with its values as read."""
+        wrote: list[tuple[R, tuple[Any, ...]]] = []
         for rid, row in self.rows.items():
-            now = self.values(row)
+            now = self._values(row)
             before = self.saved[rid]
             if now == before:
                 continue
@@ -149,7 +149,7 @@ class RowSet(Generic[R]):
                 params = {f"v_{c}": getattr(row, c) for c in changed}
                 params["k_id"] = rid
                 self._update(changed).defer(session, params)
-                wrote = True
+                wrote.append((row, before))
                 if self.plan is not None:
                     self.plan.wrote(self.table, now, before)
             self.saved[rid] = now
@@ -276,7 +276,7 @@ def _write_held_rows(session: Session) -> None:
 # ------------------------------------------------------------------ reading ahead (PostgreSQL)
 
 # Session.info: (the transaction, the records read ahead by resident id, and the residents and
-# households the group's actions have loaded so far).
+# households the group's actions have changed so far).
 PREFETCHED = "jlis.registry.prefetched"
 _HOUSEHOLD_ID = RESIDENT_COLUMNS.index("household_id")
 
@@ -313,27 +313,24 @@ def prefetched(session: Session, resident_id: int) -> tuple[Any, ...] | None:
     return found
 
 
-def touched(session: Session, residents: RowSet[Resident], households: RowSet[Household]) -> None:
-    """An action of the group is about to write these rows: records read ahead for a resident it
-    changed, or for anyone of a household it changed or that such a resident left or joined, no
-    longer hold (a resident it inserted counts as changed: its insert is followed by its first
-    change, version 0 to 1). Call before the rows are written (their values as read are still
-    known)."""
+def touched(
+    session: Session,
+    residents: Sequence[tuple[Resident, tuple[Any, ...]]],
+    households: Sequence[tuple[Household, tuple[Any, ...]]],
+) -> None:
+    """An action of the group wrote these rows (each with its values as read, as RowSet.write
+    returns them): records read ahead for those residents, or for anyone of a household written or
+    that such a resident left or joined, no longer hold (a resident the action inserted is among
+    them: its insert is followed by its first change, version 0 to 1)."""
     held = session.info.get(PREFETCHED)
     if held is None or not held[1]:
         return
     _txn, _rows, resident_ids, household_ids = held
-    values = residents.values
-    for rid, row in residents.rows.items():
-        before = residents.saved[rid]
-        if values(row) != before:
-            resident_ids.add(rid)
-            household_ids.add(row.household_id)
-            household_ids.add(before[_HOUSEHOLD_ID])
-    household_values = households.values
-    household_ids.update(
-        hid for hid, h in households.rows.items() if household_values(h) != households.saved[hid]
-    )
+    for row, before in residents:
+        resident_ids.add(row.id)
+        household_ids.add(row.household_id)
+        household_ids.add(before[_HOUSEHOLD_ID])
+    household_ids.update(h.id for h, _before in households)
 
 
 # ------------------------------------------------------------------ planned groups (SQLite)
