@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
+    Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -24,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jlis.bulk import (
     Bound,
     Prepared,
+    _binary_types,
     _iso_texts,
     _processed,
     _tuples,
@@ -199,6 +208,99 @@ def test_bulk_rows_read_back_with_the_dates_and_times_sqlalchemy_writes(
         with factory() as s:
             t.drop(s.connection())
             s.commit()
+
+
+def _kinds_table() -> Table:
+    return Table(
+        "bulk_kinds",
+        MetaData(),
+        Column("id", String(8), primary_key=True),
+        Column("name", String(20)),
+        Column("note", Text, nullable=True),
+        Column("n", Integer, nullable=True),
+        Column("big", BigInteger),
+        Column("flag", Boolean),
+        Column("d", Date, nullable=True),
+        Column("at", UtcDateTime),
+        Column("zoned", DateTime(timezone=True), nullable=True),
+        Column("blob", LargeBinary, nullable=True),
+    )
+
+
+WEST = dt.timezone(-dt.timedelta(hours=5))
+KINDS = ("id", "name", "note", "n", "big", "flag", "d", "at", "zoned", "blob")
+
+
+@pytest.fixture
+def kinds(factory: sessionmaker[Session]) -> Iterator[Table]:
+    t = _kinds_table()
+    with factory() as s:
+        t.create(s.connection())
+        s.commit()
+    yield t
+    with factory() as s:
+        t.drop(s.connection())
+        s.commit()
+
+
+def _written_both_ways(
+    factory: sessionmaker[Session], t: Table, values: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    """Each row written by bulk_insert_values (ids "a…") and through SQLAlchemy (ids "b…"), read back."""
+    with factory() as s, s.begin():
+        bulk_insert_values(s, t, KINDS, [(f"a{i}", *v) for i, v in enumerate(values)])
+        s.execute(insert(t), [dict(zip(KINDS, (f"b{i}", *v), strict=True)) for i, v in enumerate(values)])
+    with factory() as s:
+        return {r[0]: tuple(r[1:]) for r in s.execute(select(t))}
+
+
+def test_rows_of_plain_types_go_in_binary_and_read_back_as_sqlalchemy_writes_them(
+    factory: sessionmaker[Session], kinds: Table
+) -> None:
+    """On PostgreSQL a COPY whose columns all have a plain binary form goes in binary: the rows read
+    back as the same values as rows inserted through SQLAlchemy (zones converted, NULLs, kana,
+    escapes, the ends of the integer ranges)."""
+    at = dt.datetime(2026, 11, 26, 9, 30, 1, 5, tzinfo=JST)
+    values = [
+        ("山田\u3000太郎", "a\tb\nc\\d", 2**31 - 1, 2**63 - 1, True, dt.date(999, 1, 2), at, at, b"\x00\xff"),
+        ("ヤマダ", None, None, -(2**63), False, None, at.astimezone(dt.UTC), None, None),
+        ("", "", 0, 0, False, dt.date(2026, 2, 28), at, at.astimezone(WEST), b""),
+    ]  # fmt: skip
+    with factory() as s:
+        dialect = s.get_bind().dialect
+    if dialect.name == "postgresql":
+        assert _binary_types(dialect, kinds, KINDS) is not None
+    got = _written_both_ways(factory, kinds, values)
+    for i, v in enumerate(values):
+        assert got[f"a{i}"] == got[f"b{i}"]
+        assert got[f"a{i}"][:6] == v[:6] and got[f"a{i}"][6] == at
+
+
+def test_a_naive_time_in_a_zoned_column_goes_in_text_as_before(
+    factory: sessionmaker[Session], kinds: Table
+) -> None:
+    """A naive datetime in a ``timestamptz`` column has no binary form (psycopg refuses it): the
+    COPY goes in text, where PostgreSQL reads it in the session's zone, as through SQLAlchemy."""
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    values = [("x", None, 1, 1, True, None, at, dt.datetime(2026, 11, 26, 9, 30), None)]
+    got = _written_both_ways(factory, kinds, values)
+    assert got["a0"] == got["b0"]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_a_value_of_another_type_than_its_column_is_named(
+    factory: sessionmaker[Session], kinds: Table
+) -> None:
+    """Binary COPY takes each value as its column's type: a string in an integer column fails the
+    transaction with the table and column named, and nothing is written."""
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    good = ("a0", "x", None, 1, 1, True, None, at, None, None)
+    bad = ("a1", "x", None, "2", 1, True, None, at, None, None)
+    wrong = r"bulk_kinds\.n: '2' is not a value of the column's type \(int4\)"
+    with factory() as s, pytest.raises(TypeError, match=wrong), s.begin():
+        bulk_insert_values(s, kinds, KINDS, [good, bad])
+    with factory() as s:
+        assert s.execute(select(func.count()).select_from(kinds)).scalar_one() == 0
 
 
 def test_an_update_never_cuts_a_value_to_its_column(factory: sessionmaker[Session]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -38,19 +39,7 @@ def bulk_insert_values(
     if not rows:
         return 0
     if session.get_bind().dialect.name == "postgresql":
-        conn = session.connection().connection.driver_connection  # psycopg.Connection
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        times = _iso_times(table, tuple(columns), rows)
-        with conn.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:  # type: ignore[union-attr]
-            if not times:
-                for row in rows:
-                    copy.write_row(row)
-            else:
-                for row in rows:
-                    line = list(row)  # freed at once: a batch of new rows held whole wakes the GC
-                    for i, texts in times:
-                        line[i] = next(texts)
-                    copy.write_row(line)
+        _copy(session, table, tuple(columns), rows)
     else:
         # The DBAPI's executemany with each column's own bind processor applied: the same values
         # SQLAlchemy would send, without its per-row parameter machinery (3x faster).
@@ -60,6 +49,95 @@ def bulk_insert_values(
         values = _processed(conn.dialect, table, columns, rows)
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', values)
     return len(rows)
+
+
+def _copy(session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+    """``COPY ... FROM STDIN``: in PostgreSQL's binary format when every column is of a type whose
+    binary form psycopg writes from the Python value alone (:func:`_binary_types`), in text
+    otherwise. psycopg's binary dumpers cost a third of its text ones (which look for characters
+    to escape in every string, and format every date): measured on a history row of the relay,
+    ~5 µs → ~2 µs of the client's CPU, the server's the same."""
+    conn = session.connection()
+    dbapi = conn.connection.driver_connection  # psycopg.Connection
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    binary = _binary_types(conn.dialect, table, columns)
+    with dbapi.cursor() as cur:  # type: ignore[union-attr]
+        if binary is not None and _binary_values(binary, rows):
+            with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT BINARY)') as copy:
+                copy.set_types(binary)
+                for row in rows:
+                    try:
+                        copy.write_row(row)
+                    except Exception as exc:  # a value of another type than its column's
+                        raise _wrong_type(table, columns, binary, row) from exc
+            return
+        times = _iso_times(table, columns, rows)
+        with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+            if not times:
+                for row in rows:
+                    copy.write_row(row)
+            else:
+                for row in rows:
+                    line = list(row)  # freed at once: a batch of new rows held whole wakes the GC
+                    for i, texts in times:
+                        line[i] = next(texts)
+                    copy.write_row(line)
+
+
+# PostgreSQL types (as SQLAlchemy compiles them, without a length) whose binary COPY form psycopg
+# writes from a value of the Python types beside them; a timestamp only with its zone (a naive
+# one would be read in the session's zone as text, and psycopg refuses it in binary).
+_BINARY = {
+    "VARCHAR": ("text", (str,)),
+    "TEXT": ("text", (str,)),
+    "INTEGER": ("int4", (int,)),
+    "BIGINT": ("int8", (int,)),
+    "SMALLINT": ("int2", (int,)),
+    "BOOLEAN": ("bool", (bool,)),
+    "DATE": ("date", (dt.date,)),
+    "TIMESTAMP WITH TIME ZONE": ("timestamptz", (dt.datetime,)),
+    "BYTEA": ("bytea", (bytes, bytearray, memoryview)),
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _binary_types(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The psycopg type of each of ``columns`` for a binary COPY, or None when one has no plain
+    binary form here (JSON, a timestamp without zone, an array...): the COPY is then in text."""
+    names = []
+    for c in columns:
+        compiled = str(table.c[c].type.compile(dialect=dialect)).split("(")[0].strip()
+        if compiled not in _BINARY:
+            return None
+        names.append(_BINARY[compiled][0])
+    return tuple(names)
+
+
+_TZINFO = operator.attrgetter("tzinfo")
+
+
+def _binary_values(types: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether every time of ``rows`` in a timestamptz column is an aware datetime or None (a
+    naive one or a date goes in text, as PostgreSQL reads it there)."""
+    for i, name in enumerate(types):
+        if name == "timestamptz":
+            try:
+                if None in map(_TZINFO, [v for row in rows if (v := row[i]) is not None]):
+                    return False
+            except AttributeError:
+                return False
+    return True
+
+
+def _wrong_type(
+    table: Table, columns: tuple[str, ...], types: tuple[str, ...], row: Sequence[Any]
+) -> Exception:
+    """The error of a row that binary COPY could not write: the first value not of its column's type."""
+    expected = {name: kinds for name, kinds in _BINARY.values()}
+    for column, name, value in zip(columns, types, row, strict=True):
+        if value is not None and not isinstance(value, expected[name]):
+            return TypeError(f"{table.name}.{column}: {value!r} is not a value of the column's type ({name})")
+    return TypeError(f"{table.name}: a row could not be written: {row!r}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -219,6 +297,11 @@ def _processed_columns(
             continue
         p = _value_processor(type_, p)
         column = by_column[i]
+        if isinstance(type_, DateTime):
+            # Equal datetimes in different zones are one key, but a plain DateTime writes each
+            # one's own wall time on SQLite (UtcDateTime, a TypeDecorator, writes the one instant).
+            by_column[i] = list(map(p, column))
+            continue
         try:
             distinct = dict.fromkeys(column)
         except TypeError:  # unhashable values (JSON): each converted

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jlis.juki import fuhyo as fuhyo_module
 from jlis.juki import nodes as nodes_module
-from jlis.juki.copies import apply_records, apply_records_many
+from jlis.juki.copies import apply_records, apply_records_many, touch_nodes
 from jlis.juki.fuhyo import (
     fuhyo_entry_row,
     fuhyo_identity_payload,
@@ -231,6 +231,34 @@ def test_supersession_across_nodes_in_one_call(world: World) -> None:
         links = dict(s.execute(select(cs_identities.c.resident_code, cs_identities.c.superseded_by)).all())
     assert links == {"11111111111": "33333333333", "22222222222": "44444444444", "33333333333": None,
                      "44444444444": None}  # fmt: skip
+
+
+def test_node_counters_start_and_add_up(world: World) -> None:
+    """touch_nodes: a node seen first gets its row, a known one adds to it (one statement for a
+    round's nodes at one time on PostgreSQL; nodes at different times go one by one)."""
+    later = T0 + dt.timedelta(minutes=5)
+    a, b = f"cs:{CHIYODA}", "pref:13"
+    with world.factory() as s, s.begin():
+        touch_nodes(s, [{"node": a, "records": 2, "applied": 3, "now": T0}])
+    with world.factory() as s, s.begin():
+        touch_nodes(
+            s,
+            [
+                {"node": a, "records": 1, "applied": 4, "now": later},
+                {"node": b, "records": 0, "applied": 1, "now": later},
+            ],
+        )
+    with world.factory() as s, s.begin():
+        touch_nodes(
+            s,
+            [
+                {"node": b, "records": 5, "applied": 5, "now": T0},
+                {"node": "national", "records": 1, "applied": 1, "now": later},
+            ],
+        )
+    with world.factory() as s:
+        got = {r.node: (r.records, r.applied, r.last_applied_at) for r in s.execute(select(nodes))}
+    assert got == {a: (3, 7, later), b: (5, 6, T0), "national": (1, 1, later)}
 
 
 class PlainHandler:
