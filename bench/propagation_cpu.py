@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import DEFAULT_PG, fresh_postgres, machine
-from bench.propagation_bench import BATCH, pgbench_init, pgbench_run, run, seed
+from bench.propagation_bench import BATCH, pgbench_init, pgbench_run, processes, run, seed
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -66,13 +66,16 @@ def main() -> None:
     ap.add_argument("--postgres", default=DEFAULT_PG, help="admin URL")
     ap.add_argument("--pg-database", default="jlis_bench_cpu")
     ap.add_argument("--pgbench-seconds", type=int, default=15)
+    ap.add_argument("--counters", type=int, default=None, help="counter processes (default: the bench's)")
+    ap.add_argument("--clerks", type=int, default=None, help="clerks per counter process")
     args = ap.parse_args()
     print(f"propagation CPU on PostgreSQL — {machine()}", flush=True)
 
     engine = fresh_postgres(args.postgres, args.pg_database)
     pop = seed(engine, 20_000)  # before the measurement: only the changes are measured
+    counters, clerks = processes(args, "postgresql")
     r, busy, idle, server = measured(
-        lambda: run(engine, args.changes, 2, 32, 20_000, BATCH, False, relays=args.relays, pop=pop)
+        lambda: run(engine, args.changes, counters, clerks, 20_000, BATCH, False, relays=args.relays, pop=pop)
     )
     n = r["changes"]
     print(
