@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.clock import FixedClock
@@ -22,6 +20,7 @@ from jlis.codes.service import NumberAuthority
 from jlis.codes.tables import IssuedMyNumber, IssuedResidentCode, issued_my_numbers, issued_resident_codes
 from jlis.db import transaction
 from jlis.errors import InvalidInput, NotFound
+from jlis.keyset import select_by_keys
 
 SECRET = b"test-secret-0123456789abcdef0123"
 CHIYODA, SAPPORO = "131016", "011002"
@@ -312,25 +311,26 @@ def test_allocate_bulk_of_nobody(numbers: NumberAuthority) -> None:
     assert numbers.allocate_bulk(random.Random(1), []) == []
 
 
-def test_allocate_bulk_checks_in_chunks_of_at_most_500(
-    engine: Engine, numbers: NumberAuthority, session: Session
+def test_allocate_bulk_checks_every_new_number_in_one_statement_per_table(
+    numbers: NumberAuthority, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    selects: list[int] = []
+    """The collision checks read the tables once per table with every candidate as one parameter
+    (jlis.keyset), not in lists of 500 bound values."""
+    reads: list[tuple[str, int]] = []
 
-    def record(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(len(parameters))
+    def counted(session: Session, table: Any, keys: Any, values: Any, columns: Any) -> Any:
+        reads.append((f"{table.name}.{keys[0]}", len(values)))
+        return select_by_keys(session, table, keys, values, columns)
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        numbers.allocate_bulk(random.Random(6), [CHIYODA] * 1201)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    monkeypatch.setattr(service_module, "select_by_keys", counted)
+    pairs = numbers.allocate_bulk(random.Random(6), [CHIYODA] * 1201)
     # Two tables checked for the codes, one for the numbers; no collision at this size.
-    assert len(selects) == 3 * math.ceil(1201 / 500)
-    assert max(selects) == 500
+    assert sorted(reads) == [
+        ("issued_my_numbers.my_number", 1201),
+        ("issued_my_numbers.resident_code", 1201),
+        ("issued_resident_codes.resident_code", 1201),
+    ]
+    assert len({c for c, _ in pairs}) == len({n for _, n in pairs}) == 1201
 
 
 def test_retiring_a_number_issued_elsewhere_records_it_for_ever(

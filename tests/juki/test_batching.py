@@ -256,9 +256,17 @@ def test_node_counters_start_and_add_up(world: World) -> None:
                 {"node": "national", "records": 1, "applied": 1, "now": later},
             ],
         )
+    with world.factory() as s, s.begin():  # the initial load's: the last applied time kept
+        touch_nodes(
+            s,
+            [
+                {"node": a, "records": 10, "applied": 0, "now": None},
+                {"node": "fresh", "records": 2, "applied": 0, "now": None},
+            ],
+        )
     with world.factory() as s:
         got = {r.node: (r.records, r.applied, r.last_applied_at) for r in s.execute(select(nodes))}
-    assert got == {a: (3, 7, later), b: (5, 6, T0), "national": (1, 1, later)}
+    assert got == {a: (13, 7, later), b: (5, 6, T0), "national": (1, 1, later), "fresh": (2, 0, None)}
 
 
 class PlainHandler:

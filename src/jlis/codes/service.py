@@ -23,10 +23,8 @@ from jlis.codes.generate import random_resident_code
 from jlis.codes.models import LgCode, MyNumber, ResidentCode
 from jlis.codes.tables import issued_my_numbers, issued_resident_codes
 from jlis.errors import NotFound
+from jlis.keyset import select_by_keys
 
-# Bound parameters per IN (...) query: far below every backend's limit, and large enough that
-# the per-query overhead is small next to the index lookups.
-IN_CHUNK = 500
 # Rows per executemany call: bounds the memory of the parameter lists.
 INSERT_CHUNK = 20_000
 # Candidates derived per query in my_number_for: one query almost always settles it.
@@ -214,12 +212,11 @@ class NumberAuthority:
         )
 
     def _existing(self, column: Column[str], values: Iterable[str]) -> set[str]:
-        values = list(values)
-        found: set[str] = set()
-        for start in range(0, len(values), IN_CHUNK):
-            chunk = values[start : start + IN_CHUNK]
-            found.update(self._session.scalars(select(column).where(column.in_(chunk))))
-        return found
+        """Which of ``values`` are in ``column`` (indexed): one statement for all of them (jlis.keyset),
+        where chunked ``IN (...)`` lists were compiled, bound and parsed 500 values at a time (~1/6
+        of the seeder's time on PostgreSQL)."""
+        table, key = column.table, (column.name,)
+        return {r[0] for r in select_by_keys(self._session, table, key, list(values), key)}
 
     def _retire(self, key: Column[str], value: str, what: str, unknown: dict[str, Any] | None = None) -> None:
         table = key.table
@@ -246,5 +243,3 @@ class NumberAuthority:
         keys = (*columns, *constants)
         tail = tuple(constants.values())
         bulk_insert(self._session, table, [dict(zip(keys, row + tail, strict=True)) for row in rows])
-
-

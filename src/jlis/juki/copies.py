@@ -24,8 +24,7 @@ from functools import cached_property
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, insert, text, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import ColumnElement, Table, and_, bindparam, text, update
 from sqlalchemy.orm import Session
 
 from jlis import jsontext
@@ -256,7 +255,8 @@ def _update_rows(
 # Counters of many nodes in one statement: a node seen for the first time gets its row.
 _ON_CONFLICT = (
     "ON CONFLICT (node) DO UPDATE SET records = juki_nodes.records + excluded.records, "
-    "applied = juki_nodes.applied + excluded.applied, last_applied_at = excluded.last_applied_at"
+    "applied = juki_nodes.applied + excluded.applied, "
+    "last_applied_at = COALESCE(excluded.last_applied_at, juki_nodes.last_applied_at)"
 )
 _NOW = bindparam("now", type_=nodes.c.last_applied_at.type)
 _UPSERT = text(
@@ -269,7 +269,8 @@ _UPSERT = text(
 _UPSERT_MANY = Prepared(
     text(
         "INSERT INTO juki_nodes (node, records, applied, last_applied_at) "
-        "SELECT v.node, CAST(v.records AS integer), CAST(v.applied AS integer), :now "
+        "SELECT v.node, CAST(v.records AS integer), CAST(v.applied AS integer), "
+        "CAST(:now AS timestamp with time zone) "
         "FROM ROWS FROM (json_array_elements_text(CAST(:nodes AS json)), "
         "json_array_elements_text(CAST(:records AS json)), json_array_elements_text(CAST(:applied AS json))) "
         f"AS v(node, records, applied) {_ON_CONFLICT}"
@@ -279,7 +280,7 @@ _UPSERT_MANY = Prepared(
 
 def touch_nodes(session: Session, counts: Sequence[dict[str, Any]]) -> None:
     """Move the counters of several nodes, each once: dicts of ``node``, ``records`` (added),
-    ``applied`` and ``now`` (the last applied time)."""
+    ``applied`` and ``now`` (the last applied time; None keeps it, as the initial load does)."""
     if not counts:
         return
     now = counts[0]["now"]
@@ -289,25 +290,3 @@ def touch_nodes(session: Session, counts: Sequence[dict[str, Any]]) -> None:
         _UPSERT_MANY.defer(session, params | {"now": now})
     else:
         session.execute(_UPSERT, list(counts))
-
-
-_COUNT = update(nodes).where(nodes.c.node == bindparam("k_node"))
-_TOUCH = _COUNT.values(
-    records=nodes.c.records + bindparam("v_added"),
-    applied=nodes.c.applied + bindparam("v_applied"),
-    last_applied_at=bindparam("v_now"),
-)
-_TOUCH_KEEP_TIME = _COUNT.values(
-    records=nodes.c.records + bindparam("v_added"), applied=nodes.c.applied + bindparam("v_applied")
-)
-
-
-def touch_node(session: Session, node: str, *, added: int, applied: int, now: dt.datetime | None) -> None:
-    """Move a node's counters; ``now`` None keeps the last applied time (initial load)."""
-    params: dict[str, Any] = {"k_node": node, "v_added": added, "v_applied": applied}
-    if now is None:
-        result = session.execute(_TOUCH_KEEP_TIME, params)
-    else:
-        result = session.execute(_TOUCH, params | {"v_now": now})
-    if isinstance(result, CursorResult) and result.rowcount == 0:
-        session.execute(insert(nodes).values(node=node, records=added, applied=applied, last_applied_at=now))

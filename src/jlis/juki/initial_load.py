@@ -27,7 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from jlis.bulk import bulk_insert
-from jlis.juki.copies import touch_node
+from jlis.juki.copies import touch_nodes
 from jlis.juki.fuhyo import address_line, fuhyo_entry_row, fuhyo_record_row
 from jlis.juki.models import (
     FUHYO_NATIONAL,
@@ -168,5 +168,6 @@ def _load(
 
 
 def _count(session: Session, per_node: Counter[str]) -> None:
-    for node, n in sorted(per_node.items()):
-        touch_node(session, node, added=n, applied=0, now=None)
+    """The nodes' counters: records added, nothing applied, the last applied time kept."""
+    counts = [{"node": node, "records": n, "applied": 0, "now": None} for node, n in sorted(per_node.items())]
+    touch_nodes(session, counts)
