@@ -303,6 +303,23 @@ def test_a_value_of_another_type_than_its_column_is_named(
         assert s.execute(select(func.count()).select_from(kinds)).scalar_one() == 0
 
 
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_an_error_of_the_driver_is_not_taken_for_a_wrong_value(
+    factory: sessionmaker[Session], kinds: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a value of another type than its column's is reported as such: any other error of the
+    COPY (the connection, the server) comes out as it was raised."""
+    import psycopg
+
+    def broken(self: Any, row: Any) -> None:
+        raise psycopg.OperationalError("the connection is gone")
+
+    monkeypatch.setattr(psycopg.Copy, "write_row", broken)
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    with factory() as s, pytest.raises(psycopg.OperationalError, match="gone"), s.begin():
+        bulk_insert_values(s, kinds, KINDS, [("a0", "x", None, 1, 1, True, None, at, None, None)])
+
+
 def test_an_update_never_cuts_a_value_to_its_column(factory: sessionmaker[Session]) -> None:
     """PostgreSQL's update casts each column's text to the column's type without a length (an
     explicit cast to VARCHAR(n) cuts silently): a value too long is refused by the column, and a

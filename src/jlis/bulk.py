@@ -68,8 +68,11 @@ def _copy(session: Session, table: Table, columns: tuple[str, ...], rows: Sequen
                 for row in rows:
                     try:
                         copy.write_row(row)
-                    except Exception as exc:  # a value of another type than its column's
-                        raise _wrong_type(table, columns, binary, row) from exc
+                    except Exception as exc:
+                        wrong = _wrong_type(table, columns, binary, row)
+                        if wrong is None:  # not the row's values: the driver's or the server's error
+                            raise
+                        raise wrong from exc
             return
         times = _iso_times(table, columns, rows)
         with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
@@ -131,13 +134,13 @@ def _binary_values(types: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> boo
 
 def _wrong_type(
     table: Table, columns: tuple[str, ...], types: tuple[str, ...], row: Sequence[Any]
-) -> Exception:
-    """The error of a row that binary COPY could not write: the first value not of its column's type."""
+) -> TypeError | None:
+    """The error naming the first value of ``row`` not of its column's type, if there is one."""
     expected = {name: kinds for name, kinds in _BINARY.values()}
     for column, name, value in zip(columns, types, row, strict=True):
         if value is not None and not isinstance(value, expected[name]):
             return TypeError(f"{table.name}.{column}: {value!r} is not a value of the column's type ({name})")
-    return TypeError(f"{table.name}: a row could not be written: {row!r}")
+    return None
 
 
 @functools.lru_cache(maxsize=256)

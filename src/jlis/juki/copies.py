@@ -33,8 +33,6 @@ from jlis.juki.tables import nodes, utc
 from jlis.keyset import select_by_keys
 from jlis.planned import merge_reads
 
-IN_CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
-
 
 @dataclass(frozen=True)
 class Tier:
