@@ -345,7 +345,7 @@ def run(
             raise RuntimeError(f"a counter process failed ({p.exitcode})")
     recorded = time.perf_counter() - started
     counters_done.set()
-    delivered = followed = groups = planned = unplanned = 0
+    delivered = followed = groups = planned_rounds = unplanned = 0
     desk = [0, 0, 0, 0]  # the counters' planned groups, their actions, actions given up, failed replays
     cpu = {"counter": 0.0, "relay": 0.0}
     for _ in range(counters + len(relay_processes)):
@@ -353,7 +353,7 @@ def run(
         if plans is not None:
             desk = [a + b for a, b in zip(desk, plans, strict=True)]
         delivered, followed, groups = delivered + d, followed + f, groups + g
-        planned, unplanned = planned + p, unplanned + u
+        planned_rounds, unplanned = planned_rounds + p, unplanned + u
         cpu[kind] += seconds
     # Every process has reported: the relays drained everything. Their closing (on SQLite, the
     # checkpoint of the WAL into the database file) is not part of the propagation.
@@ -376,7 +376,7 @@ def run(
         "rate": changes / total,
         "delivered": delivered,
         "followed": followed,
-        "planned": (planned, unplanned),
+        "planned": (planned_rounds, unplanned),
         "desk": desk,
         "load": (load, os.getloadavg()[0]),
         "cpu": cpu,
