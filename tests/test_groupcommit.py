@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.errors import RuleViolation
-from jlis.groupcommit import GroupCommit, Outcome, Planning, _Job
+from jlis.groupcommit import CONFLICT_RETRIES, GroupCommit, Outcome, Planning, _Job
 
 meta = MetaData()
 notes = Table(
@@ -228,3 +228,87 @@ def test_an_outcome_is_set_once_and_given_to_every_caller_that_waits() -> None:
     assert isinstance(failed.exception(0), ValueError)
     with pytest.raises(ValueError, match="refused"):
         failed.result()
+
+
+class Raced(Exception):
+    """What a database says when another writer changed what the work read (a test's stand-in)."""
+
+
+def _racy_desk(factory: sessionmaker[Session], races: int) -> tuple[GroupCommit, list[int]]:
+    """A desk whose groups fail at their end, the first ``races`` times, as if another writer had
+    changed what they read; and the list of those ends."""
+    ends: list[int] = []
+
+    def finish(s: Session) -> None:
+        ends.append(1)
+        if len(ends) <= races:
+            raise Raced
+
+    desk = GroupCommit(
+        factory,
+        name="racy",
+        finish=finish,
+        conflict=lambda e: RuleViolation("記録", "raced") if isinstance(e, Raced) else None,
+    )
+    return desk, ends
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["grouped", "alone"])
+def test_work_a_concurrent_writer_raced_runs_again(factory: sessionmaker[Session], started: bool) -> None:
+    engine = factory.kw["bind"]
+    meta.create_all(engine)
+    desk, ends = _racy_desk(factory, races=2)
+    if not started:  # without the committer, work runs alone and neither prepare nor finish runs
+        desk.finish = None
+        runs: list[int] = []
+
+        def racy_alone(s: Session) -> int:
+            runs.append(1)
+            s.execute(insert(notes).values(text=f"run{len(runs)}"))
+            if len(runs) <= 2:
+                raise Raced
+            return len(runs)
+
+        assert desk.run(racy_alone) == 3
+    else:
+        desk.start()
+        try:
+            assert desk.run(add("once")) == 1  # type: ignore[arg-type]
+        finally:
+            desk.stop()
+        assert len(ends) == 3 and desk.groups == 1
+    assert desk.conflicts == 2
+    assert texts(factory) == (["once"] if started else ["run3"])  # nothing of the raced runs
+    meta.drop_all(engine)
+
+
+def test_a_group_raced_on_every_run_runs_each_action_alone_and_those_callers_get_the_conflict(
+    factory: sessionmaker[Session],
+) -> None:
+    engine = factory.kw["bind"]
+    meta.create_all(engine)
+    desk, ends = _racy_desk(factory, races=99)
+    jobs = [_Job(add(f"g{i}")) for i in range(3)]  # type: ignore[arg-type]
+    desk._run(jobs)  # as the committer would
+    errors = [j.future.exception() for j in jobs]
+    assert all(isinstance(e, RuleViolation) and isinstance(e.__cause__, Raced) for e in errors), errors
+    # The group ran 1 + CONFLICT_RETRIES times; then each action as often, alone.
+    assert len(ends) == (1 + CONFLICT_RETRIES) * 4
+    assert texts(factory) == []
+    meta.drop_all(engine)
+
+
+def test_a_failure_that_is_no_race_is_not_run_again(factory: sessionmaker[Session]) -> None:
+    engine = factory.kw["bind"]
+    meta.create_all(engine)
+    desk, _ends = _racy_desk(factory, races=0)
+    runs: list[int] = []
+
+    def refused(s: Session) -> None:
+        runs.append(1)
+        raise RuleViolation("状態", "refused")
+
+    with pytest.raises(RuleViolation, match="refused"):
+        desk.run(refused)
+    assert runs == [1] and desk.conflicts == 0
+    meta.drop_all(engine)

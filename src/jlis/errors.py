@@ -45,6 +45,14 @@ class RuleViolation(JlisError):
         self.rule = rule
 
 
+class Conflict(RuleViolation):
+    """Another writer changed the record the request read, at the same time, and went on changing
+    it while the request was run again: nothing of the request was written, and sent again it
+    applies to the record as it is then."""
+
+    kind = "conflict"
+
+
 class NotFound(JlisError):
     http_status = 404
     kind = "not_found"

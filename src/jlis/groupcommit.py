@@ -14,7 +14,11 @@ Isolation of failures:
   (so its caller gets its error exactly as a direct call would give it, with nothing of it written),
   then the rest as a group;
 - if the group's commit itself fails, nothing of the group was written: each action is run again
-  alone, so a fault fails only its own caller.
+  alone, so a fault fails only its own caller;
+- a group or a lone action that fails because another writer (another process) changed what it
+  read since it read it (what ``conflict`` recognises) is run again, reading it as it is then, up
+  to ``CONFLICT_RETRIES`` times; then a group's actions run alone, and a lone action's caller gets
+  what ``conflict`` made of the failure.
 
 An action may therefore run more than once before it is committed: it must keep its effects inside
 the session (every counter action does: it writes only through it). Refusals are rare at a counter
@@ -56,6 +60,7 @@ T = TypeVar("T")
 J = TypeVar("J")
 WAIT_SECONDS = 120.0  # a caller gives up on its group after this (a stuck database), never sooner
 MAX_BACKOFF = 64  # groups run unplanned after a refused replay, at most (see GroupCommit._planned)
+CONFLICT_RETRIES = 3  # runs more of work another writer raced (see GroupCommit, ``conflict``)
 
 
 class Grouper(Generic[J]):
@@ -223,6 +228,7 @@ class GroupCommit(Grouper[_Job[Any]]):
         finish: Callable[[Session], None] | None = None,
         planning: Planning | None = None,
         prefetch: Callable[[Session, list[Any]], None] | None = None,
+        conflict: Callable[[BaseException], Exception | None] | None = None,
     ) -> None:
         """``prepare`` and ``finish`` run in each group's transaction, before its first action and
         after its last (e.g. to hold back rows the actions would write one by one and write them
@@ -230,19 +236,24 @@ class GroupCommit(Grouper[_Job[Any]]):
         the database allows it (SQLite). ``prefetch`` runs after ``prepare`` in a group of
         actions that name what they will read (``run(work, hint=...)``), with their hints: one
         statement may then read for all of them what each would read on its own, one round trip
-        each (the actions must still find anything an earlier one changed as it is now)."""
+        each (the actions must still find anything an earlier one changed as it is now).
+        ``conflict`` recognises a failure caused by a concurrent writer of what the actions read
+        (None for any other): work that fails so is run again, and after ``CONFLICT_RETRIES``
+        more runs a lone action's caller gets the error ``conflict`` returned."""
         super().__init__(name=name, max_group=max_group)
         self.factory = factory
         self.prepare = prepare
         self.finish = finish
         self.planning = planning
         self.prefetch = prefetch
+        self.conflict = conflict
         self.groups = 0  # committed groups and the actions in them, for tests and benchmarks
         self.actions = 0
         self.planned_groups = 0  # of those, the planned ones and their actions
         self.planned_actions = 0
         self.given_up = 0  # actions a plan gave up (run after it the ordinary way)
         self.replays_failed = 0  # planned groups whose replay found their reads changed
+        self.conflicts = 0  # runs again of work a concurrent writer raced (see ``conflict``)
         self._unplanned_for = 0  # groups to run the ordinary way before the next plan
         self._backoff = 1  # how many, after the next refused replay (doubling, see MAX_BACKOFF)
 
@@ -251,9 +262,36 @@ class GroupCommit(Grouper[_Job[Any]]):
         written). ``hint``: what it will read, for the group's ``prefetch``."""
         job: _Job[T] = _Job(work, hint)
         if not self._submit(job):
-            with transaction(self.factory) as s:
-                return work(s)
+            attempt = 0
+            while True:
+                try:
+                    with transaction(self.factory) as s:
+                        return work(s)
+                except Exception as exc:
+                    if not self._again(exc, attempt):
+                        error = self._error_for(exc)
+                        if error is exc:
+                            raise
+                        raise error from exc
+                attempt += 1
         return job.future.result(WAIT_SECONDS)
+
+    def _again(self, exc: BaseException, attempt: int) -> bool:
+        """Whether work that failed with ``exc`` after ``attempt`` earlier runs is to run again: a
+        concurrent writer changed what it read (``conflict``), and it has runs left."""
+        if self.conflict is None or attempt >= CONFLICT_RETRIES or self.conflict(exc) is None:
+            return False
+        self.conflicts += 1
+        log.debug("%s: a concurrent writer changed what the work read; running it again", self.name)
+        return True
+
+    def _error_for(self, exc: BaseException) -> BaseException:
+        """What the caller of an action that failed with ``exc`` gets."""
+        error = None if self.conflict is None else self.conflict(exc)
+        if error is None:
+            return exc
+        error.__cause__ = exc
+        return error
 
     def _run(self, jobs: Sequence[_Job[Any]]) -> None:
         if self._unplanned_for:  # backing off after a replay that found its reads changed
@@ -320,7 +358,8 @@ class GroupCommit(Grouper[_Job[Any]]):
             job.future.set_result(value)
         return left
 
-    def _ordinary(self, jobs: Sequence[_Job[Any]]) -> None:
+    def _ordinary(self, jobs: Sequence[_Job[Any]], attempt: int = 0) -> None:
+        """Run ``jobs`` as one group (``attempt``: how many times it ran before, see ``conflict``)."""
         results: list[Any] = []
         failed: BaseException | None = None
         try:
@@ -343,7 +382,10 @@ class GroupCommit(Grouper[_Job[Any]]):
             assert failed is not None
             i = len(results)
             if len(jobs) == 1:
-                jobs[0].future.set_exception(failed)
+                if self._again(failed, attempt):
+                    self._ordinary(jobs, attempt + 1)
+                else:
+                    jobs[0].future.set_exception(self._error_for(failed))
                 return
             # An action that fails may have written part of itself before it failed: rather than
             # wrap every action in a savepoint (two more statements each, round trips on
@@ -355,8 +397,11 @@ class GroupCommit(Grouper[_Job[Any]]):
                     self._ordinary(part)
             return
         except Exception as exc:  # the commit failed: nothing of the group is written
+            if self._again(exc, attempt):  # raced by another writer: run it again, reading again
+                self._ordinary(jobs, attempt + 1)
+                return
             if len(jobs) == 1:
-                jobs[0].future.set_exception(exc)
+                jobs[0].future.set_exception(self._error_for(exc))
                 return
             log.warning(
                 "%s: a group of %d failed to commit (%s); running each alone", self.name, len(jobs), exc

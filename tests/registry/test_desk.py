@@ -9,17 +9,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.errors import RuleViolation
-from jlis.groupcommit import GroupCommit
+from jlis.errors import Conflict, RuleViolation
+from jlis.groupcommit import CONFLICT_RETRIES, GroupCommit
 from jlis.messaging.tables import OutboxRow
 from jlis.registry import NewPerson, PersonName, Placement, ResidentView, Sex, store
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
-from jlis.registry.tables import HistoryRow
+from jlis.registry.tables import HistoryRow, RegisterVersionRow, ResidentRow
 
 from .conftest import Counter
 
@@ -245,3 +247,169 @@ def test_an_audited_read_leaves_the_record_read_ahead_to_the_change_after_it(
     assert [v.address.banchi for v in views] == ["9番", "9番"]  # type: ignore[attr-defined]
     postgres = factory.kw["bind"].dialect.name == "postgresql"
     assert loads == ([] if postgres else [p.id for p in people for _ in "12"])
+
+
+# ------------------------------------------------------------------ another process writes the same records
+
+
+def _rename_meanwhile(counter: Counter, who: ResidentView, times: int) -> Callable[[], None]:
+    """Another process (its own session and commit) changes ``who``'s name, the first ``times``
+    times it is called (from within an action, after the action read the record)."""
+    done: list[int] = []
+
+    def meddle() -> None:
+        if len(done) < times:
+            given = f"乙{'一二三四五六'[len(done)]}"
+            done.append(1)
+            with counter.service() as other:
+                other.record_name_change(
+                    who.id,
+                    PersonName("佐藤", given, "サトウ", "オツ"),
+                    changed_on=counter.clock.today(),
+                    cause="婚姻",
+                )
+
+    return meddle
+
+
+def _relocate(counter: Counter, who: ResidentView) -> Callable[[Session], object]:
+    placement = Placement(counter.town(index=2), "12番")
+    today = counter.clock.today()
+    return lambda s: counter.service_on(s).record_relocation(who.id, placement, moved_on=today)[0]
+
+
+def _after_each_read(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> None:
+    """``then()`` right after an action reads a record (store.LOAD_WITH_HOUSEHOLD), before it
+    writes anything."""
+    read = store.LOAD_WITH_HOUSEHOLD.first
+    inside: list[bool] = []  # the other process's own reads are not raced
+
+    def read_then(on: object, params: dict[str, object]) -> object:
+        found = read(on, params)  # type: ignore[arg-type]
+        if not inside:
+            inside.append(True)
+            try:
+                then()
+            finally:
+                inside.pop()
+        return found
+
+    monkeypatch.setattr(store.LOAD_WITH_HOUSEHOLD, "first", read_then)
+
+
+def _reasons(factory: sessionmaker[Session], rid: int) -> list[tuple[int, str]]:
+    with factory() as s:
+        rows = s.execute(
+            select(HistoryRow.version, HistoryRow.reason)
+            .where(HistoryRow.resident_id == rid)
+            .order_by(HistoryRow.id)
+        )
+        return [(v, r) for v, r in rows]
+
+
+def test_a_change_another_process_made_after_the_group_read_the_record_ahead_is_kept(
+    counter: Counter, factory: sessionmaker[Session]
+) -> None:
+    """A group reads a and b ahead; while its first action runs, another process renames b; then
+    the group relocates b from the record it read ahead. Both changes stand, one after the other:
+    on PostgreSQL the group's history row of b's next version clashes with the other's and the
+    group runs again; on SQLite the planned group's replay finds the register's version moved."""
+    a, b = counter.move_in(given="甲"), counter.move_in(given="乙")
+    desk = counter_group_commit(factory).start()
+    meddle = _rename_meanwhile(counter, b, times=1)
+    today = counter.clock.today()
+
+    def relocate_a(s: Session) -> object:
+        (view,) = counter.service_on(s).record_relocation(
+            a.id, Placement(counter.town(index=1), "10番"), moved_on=today
+        )
+        meddle()
+        return view
+
+    try:
+        _moved_a, moved_b = _as_one_group(desk, [(relocate_a, a.id), (_relocate(counter, b), b.id)])
+    finally:
+        desk.stop()
+    assert moved_b.name.family == "佐藤" and moved_b.address.banchi == "12番"  # type: ignore[attr-defined]
+    assert _reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+@pytest.mark.parametrize("started", [True, False], ids=["grouped", "alone"])
+def test_an_action_another_process_raced_runs_again_and_both_changes_stand(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, started: bool
+) -> None:
+    """PostgreSQL only: SQLite's writers take the lock before they read (see store.raced). The
+    relocation read b; another process renamed b before the relocation was written: it is run
+    again on the renamed record, its caller never sees the clash."""
+    b = counter.move_in(given="乙")
+    desk = counter_group_commit(factory)
+    if started:
+        desk.start()
+    try:
+        _after_each_read(monkeypatch, _rename_meanwhile(counter, b, times=1))
+        view = desk.run(_relocate(counter, b), hint=b.id)
+    finally:
+        desk.stop()
+    assert view.name.given == "乙一" and view.address.banchi == "12番"  # type: ignore[attr-defined]
+    assert view.version == b.version + 2  # type: ignore[attr-defined]
+    assert _reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
+    assert desk.conflicts == 1
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+@pytest.mark.parametrize("started", [True, False], ids=["grouped", "alone"])
+def test_an_action_raced_on_every_run_fails_with_a_conflict_and_writes_nothing(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, started: bool
+) -> None:
+    b = counter.move_in(given="乙")
+    desk = counter_group_commit(factory)
+    if started:
+        desk.start()
+    try:
+        with pytest.raises(Conflict) as raised:
+            _after_each_read(monkeypatch, _rename_meanwhile(counter, b, times=99))
+            desk.run(_relocate(counter, b), hint=b.id)
+    finally:
+        desk.stop()
+    assert raised.value.http_status == 409
+    assert raised.value.to_dict()["field"] == "住民票" and raised.value.kind == "conflict"
+    assert getattr(raised.value.__cause__, "sqlstate", None) == "23505"  # the history row's clash
+    assert desk.conflicts == CONFLICT_RETRIES
+    runs = CONFLICT_RETRIES + 1
+    assert _reasons(factory, b.id) == [(1, "move_in"), *((v, "name_change") for v in range(2, runs + 2))]
+    with factory() as s:
+        assert s.get_one(ResidentRow, b.id).banchi != "12番"
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_a_deadlock_between_two_writers_counts_as_a_race_and_another_clash_does_not(engine: Engine) -> None:
+    """Two transactions update two rows in opposite orders: PostgreSQL aborts one of them, and
+    store.raced takes its error for a race (the group commit then runs the action again). A unique
+    key other than the history's version is no race."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(RegisterVersionRow),
+            [{"lg_code": "900001", "version": 0}, {"lg_code": "900002", "version": 0}],
+        )
+    bump = text("UPDATE reg_versions SET version = version + 1 WHERE lg_code = :lg")
+    both_hold_one = threading.Barrier(2)
+
+    def write(order: tuple[str, str]) -> BaseException | None:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(bump, {"lg": order[0]})
+            both_hold_one.wait(5)
+            try:
+                conn.execute(bump, {"lg": order[1]})
+            except Exception as exc:
+                return exc
+        return None
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(write, [("900001", "900002"), ("900002", "900001")]))
+    (deadlock,) = [o for o in outcomes if o is not None]
+    assert isinstance(store.raced(deadlock), Conflict), deadlock
+    with pytest.raises(IntegrityError) as duplicate, engine.begin() as conn:
+        conn.execute(insert(RegisterVersionRow).values(lg_code="900001", version=0))
+    assert store.raced(duplicate.value) is None
+    assert store.raced(RuleViolation("状態", "refused")) is None

@@ -30,4 +30,5 @@ def counter_group_commit(factory: sessionmaker[Session], *, planned: bool = True
         finish=store.write_held_changes,
         planning=COUNTER_PLANNING if planned else None,
         prefetch=store.prefetch_residents,
+        conflict=store.raced,
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Integer, Table, any_, bindparam, exists, insert, select, update
+from sqlalchemy import Integer, Table, UniqueConstraint, any_, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
@@ -34,6 +34,7 @@ from jlis.audit.service import (
     write_held_appends,
 )
 from jlis.bulk import Bound, Prepared, bulk_insert
+from jlis.errors import Conflict
 from jlis.messaging.outbox import OUTBOX_TABLE, held_count, hold, release, rewind_held, write_held
 from jlis.planned import Plan, PlanRefused, ReplayMismatch, current, merge_reads
 from jlis.registry.models import Status
@@ -271,6 +272,40 @@ def _write_held_rows(session: Session) -> None:
         bound = Bound.current(session)
         for lg_code in sorted(held_versions):
             register_written(session, bound, lg_code)
+
+
+# ------------------------------------------------------------------ concurrent writers
+
+# Every change of a record bumps its version and writes a history row of that version, unique per
+# resident: of two transactions that changed the same record from the same version, the second
+# fails on its history row instead of overwriting the first's change. On PostgreSQL that happens
+# when two processes' counters (two `jlis serve` workers) read the record before either wrote it.
+# SQLite's writers cannot race so: each takes the write lock before it reads (BEGIN IMMEDIATE),
+# and a planned group checks the registers' versions at its replay (GroupPlan).
+_VERSION_UNIQUE = next(
+    c
+    for c in HISTORY.constraints
+    if isinstance(c, UniqueConstraint) and {col.name for col in c.columns} == {"resident_id", "version"}
+)
+
+
+# PostgreSQL's own verdicts on transactions that raced: a deadlock (two groups that wrote the same
+# records in different orders) and a serialization failure.
+_RACED_STATES = frozenset({"40P01", "40001"})
+
+
+def raced(exc: BaseException) -> Conflict | None:
+    """The error a counter action's caller gets when ``exc`` says that another writer changed one
+    of the action's records at the same time (None for any other failure): the group commit runs
+    such an action again first (jlis.groupcommit, ``conflict``)."""
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error; COPY does not
+    constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)  # psycopg's
+    if constraint == _VERSION_UNIQUE.name or getattr(orig, "sqlstate", None) in _RACED_STATES:
+        return Conflict(
+            "住民票",
+            "changed by another writer at the same time on every try: nothing was written; send it again",
+        )
+    return None
 
 
 # ------------------------------------------------------------------ reading ahead (PostgreSQL)
