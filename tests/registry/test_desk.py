@@ -14,16 +14,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jlis.errors import Conflict, RuleViolation
+from jlis.errors import Conflict, InvalidInput, RuleViolation
 from jlis.groupcommit import CONFLICT_RETRIES, GroupCommit
 from jlis.messaging.tables import OutboxRow
 from jlis.registry import NewPerson, PersonName, Placement, ResidentView, Sex, store
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
-from jlis.registry.tables import HistoryRow, RegisterVersionRow, ResidentRow
+from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
 
-from .conftest import Counter
+from .conftest import YOKOHAMA_TSURUMI, Counter
 
 
 def test_a_group_writes_history_and_messages_in_action_order(
@@ -278,14 +278,18 @@ def _relocate(counter: Counter, who: ResidentView) -> Callable[[Session], object
     return lambda s: counter.service_on(s).record_relocation(who.id, placement, moved_on=today)[0]
 
 
-def _after_each_read(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> None:
-    """``then()`` right after an action reads a record (store.LOAD_WITH_HOUSEHOLD), before it
-    writes anything."""
-    read = store.LOAD_WITH_HOUSEHOLD.first
+def _after_each_read(
+    monkeypatch: pytest.MonkeyPatch, then: Callable[[], None], read: str = "LOAD_WITH_HOUSEHOLD.first"
+) -> None:
+    """``then()`` right after an action reads through ``read`` (a prepared statement of
+    jlis.registry.store and its method; by default the record), before it writes anything."""
+    name, method = read.split(".")
+    statement = getattr(store, name)
+    original = getattr(statement, method)
     inside: list[bool] = []  # the other process's own reads are not raced
 
     def read_then(on: object, params: dict[str, object]) -> object:
-        found = read(on, params)  # type: ignore[arg-type]
+        found = original(on, params)
         if not inside:
             inside.append(True)
             try:
@@ -294,7 +298,7 @@ def _after_each_read(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) 
                 inside.pop()
         return found
 
-    monkeypatch.setattr(store.LOAD_WITH_HOUSEHOLD, "first", read_then)
+    monkeypatch.setattr(statement, method, read_then)
 
 
 def _reasons(factory: sessionmaker[Session], rid: int) -> list[tuple[int, str]]:
@@ -380,6 +384,52 @@ def test_an_action_raced_on_every_run_fails_with_a_conflict_and_writes_nothing(
     assert _reasons(factory, b.id) == [(1, "move_in"), *((v, "name_change") for v in range(2, runs + 2))]
     with factory() as s:
         assert s.get_one(ResidentRow, b.id).banchi != "12番"
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    ("read", "reruns"),
+    [("OTHER_ACTIVE_MEMBERS.rows", 0), ("LOAD_RESIDENT.first", 1)],
+    ids=["after-the-members", "after-the-new-head"],
+)
+def test_a_head_named_while_another_process_moves_that_person_away_is_refused(
+    counter: Counter, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, read: str, reruns: int
+) -> None:
+    """The head moves out naming b the new head; another process moves b away alone (b founds a
+    household of its own) right after the move-out read the members, or b's record. The first
+    finds b gone when it reads b's record; the second's change of b's record clashes with the
+    other's, and on its rerun b is no longer a member. Either way the caller is refused, and no
+    household is left with a head who is not in it."""
+    head = counter.move_in(given="一郎")
+    b = counter.move_in(given="二郎", household_id=head.household_id, relationship="子")
+    counter.move_in(given="三郎", household_id=head.household_id, relationship="子")
+    today = counter.clock.today()
+    moved: list[ResidentView] = []
+
+    def move_b_away() -> None:
+        if not moved:
+            with counter.service() as other:
+                moved.extend(
+                    other.record_relocation(b.id, Placement(counter.town(index=3), "3番"), moved_on=today)
+                )
+
+    _after_each_read(monkeypatch, move_b_away, read)
+    desk = counter_group_commit(factory)
+    with pytest.raises(InvalidInput, match="新世帯主"):
+        desk.run(
+            lambda s: counter.service_on(s).record_move_out(
+                head.id,
+                planned_date=today,
+                destination="横浜市鶴見区",
+                destination_lg_code=YOKOHAMA_TSURUMI,
+                new_head_id=b.id,
+            ),
+            hint=head.id,
+        )
+    assert desk.conflicts == reruns and moved[0].household_id != head.household_id and moved[0].is_head
+    with factory() as s:
+        assert s.get_one(HouseholdRow, head.household_id).head_resident_id == head.id  # nothing written
+        assert s.get_one(ResidentRow, head.id).status == "active"
 
 
 @pytest.mark.parametrize("engine", ["postgres"], indirect=True)

@@ -183,6 +183,29 @@ def test_move_out_then_move_in_notice_closes_the_record(counter: Counter) -> Non
     assert closed.version == 3
 
 
+def test_a_head_moving_out_names_the_new_head_whose_record_records_the_change(counter: Counter) -> None:
+    head = counter.move_in(given="一郎")
+    child = counter.move_in(given="二郎", household_id=head.household_id, relationship="子")
+    with counter.service() as svc:
+        before = svc.s.scalar(select(func.count()).select_from(OutboxRow))
+        svc.record_move_out(
+            head.id,
+            planned_date=counter.clock.today(),
+            destination="横浜市鶴見区",
+            destination_lg_code=YOKOHAMA_TSURUMI,
+            new_head_id=child.id,
+        )
+        sent = svc.s.scalars(select(OutboxRow.key).order_by(OutboxRow.seq).offset(before)).all()
+        now_head = svc.get(child.id)
+        history = svc.history(child.id)
+    assert now_head.is_head and now_head.relationship == "世帯主"
+    assert now_head.version == child.version + 1 and now_head.last_reason is ChangeReason.HEAD_CHANGE
+    (latest,) = [e for e in history if e.version == now_head.version]
+    assert latest.reason is ChangeReason.HEAD_CHANGE and latest.summary == "山田一郎の転出により世帯主"
+    # 続柄 is no 本人確認情報: nothing about the new head goes to the network.
+    assert child.resident_code not in sent and head.resident_code in sent
+
+
 def test_special_move_out_sends_the_certificate_over_the_network(counter: Counter) -> None:
     view = counter.move_in()
     with counter.service() as svc:

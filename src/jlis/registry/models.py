@@ -50,6 +50,7 @@ class ChangeReason(enum.StrEnum):
     NAME_CHANGE = "name_change"  # 氏名変更
     CORRECTION = "correction"  # 職権修正
     CODE_CHANGE = "code_change"  # 住民票コード変更
+    HEAD_CHANGE = "head_change"  # 世帯主変更 (the new head's 続柄; not 本人確認情報)
     INITIAL = "initial"  # 初期登録 (seeded population)
 
     @property
@@ -69,11 +70,12 @@ REASON_LABELS = {
     ChangeReason.NAME_CHANGE: "氏名変更",
     ChangeReason.CORRECTION: "職権修正",
     ChangeReason.CODE_CHANGE: "住民票コード変更",
+    ChangeReason.HEAD_CHANGE: "世帯主変更",
     ChangeReason.INITIAL: "初期登録",
 }
 
 # Reasons whose record changes the 本人確認情報 sent to the prefecture (住基法 §30の6).
-NOTIFIED_REASONS = frozenset(ChangeReason) - {ChangeReason.MOVE_OUT_CONFIRMED}
+NOTIFIED_REASONS = frozenset(ChangeReason) - {ChangeReason.MOVE_OUT_CONFIRMED, ChangeReason.HEAD_CHANGE}
 
 ABROAD = "国外"
 

@@ -532,7 +532,7 @@ class RegistryService:
             dest = None
             if special:
                 raise RuleViolation("特例", "a 国外転出 has no 転入 to send the 転出証明書情報 to")
-        self._leave_household(row, new_head_id)
+        self._leave_household(row, new_head_id, planned_date, notified)
         row.move_destination = destination
         row.move_destination_lg_code = dest
         if abroad:
@@ -897,7 +897,15 @@ class RegistryService:
             raise RuleViolation("世帯", "the household has no living member to be born into")
         return Address(self.lg_code, member.town_id, member.banchi, member.address_text)
 
-    def _leave_household(self, row: Resident, new_head_id: int | None) -> None:
+    def _leave_household(
+        self,
+        row: Resident,
+        new_head_id: int | None,
+        since: dt.date | None = None,
+        notified_on: dt.date | None = None,
+    ) -> None:
+        """``row`` leaves its household; if it was the head and others stay, ``new_head_id`` (one of
+        them) becomes the head from ``since``, or the household has none until a 世帯主変更届."""
         hh = self._household(row.household_id)
         if hh.head_resident_id != row.id:
             return
@@ -914,13 +922,26 @@ class RegistryService:
             return
         if new_head_id not in others:
             raise InvalidInput("新世帯主", "must be a remaining member of the household")
+        assert since is not None and notified_on is not None  # a new head is named with a date
         hh.head_resident_id = new_head_id
         head = self._residents.rows.get(new_head_id)
         if head is None:
             found = store.LOAD_RESIDENT.first(self._db, {"rid": new_head_id})
             assert found is not None  # one of ``others``, read in this transaction
             head = self._residents.adopt(found)
+        if head.household_id != hh.id or head.status != Status.ACTIVE:  # left since ``others`` was read
+            raise InvalidInput("新世帯主", "must be a remaining member of the household")
         head.relationship = "世帯主"
+        # A change of the new head's 住民票 (its 続柄), with its own version and history row: a
+        # concurrent change of that person in another process then clashes with this one
+        # (store.raced) instead of leaving the household a head who has left it meanwhile.
+        self._commit_change(
+            head,
+            ChangeReason.HEAD_CHANGE,
+            since,
+            notified_on,
+            f"{row.family_name}{row.given_name}の転出により世帯主",
+        )
 
     def _address(self, town_id: str, banchi: str) -> Address:
         town = self.geo.town(town_id)
