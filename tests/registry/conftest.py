@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jlis.clock import FixedClock
@@ -14,6 +15,7 @@ from jlis.codes.derivation import derive_my_number
 from jlis.codes.generate import random_resident_code
 from jlis.masters import Geography, load_geography
 from jlis.registry import MoveOutCertificate, PersonName, Placement, RegistryService, ResidentView, Sex
+from jlis.registry.tables import HistoryRow
 
 SECRET = b"test-secret-0123456789abcdef0123"
 CHIYODA, SHINJUKU, YOKOHAMA_TSURUMI = "131016", "131041", "141011"
@@ -97,3 +99,14 @@ class Counter:
 @pytest.fixture
 def counter(factory: sessionmaker[Session], clock: FixedClock, geo: Geography) -> Counter:
     return Counter(factory, clock, geo, CHIYODA)
+
+
+def history_reasons(factory: sessionmaker[Session], resident_id: int) -> list[tuple[int, str]]:
+    """(version, reason) of each history row of the resident, in the order they were written."""
+    with factory() as s:
+        rows = s.execute(
+            select(HistoryRow.version, HistoryRow.reason)
+            .where(HistoryRow.resident_id == resident_id)
+            .order_by(HistoryRow.id)
+        )
+        return [(version, reason) for version, reason in rows]

@@ -23,7 +23,7 @@ from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
 from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
 
-from .conftest import YOKOHAMA_TSURUMI, Counter
+from .conftest import YOKOHAMA_TSURUMI, Counter, history_reasons
 
 
 def test_a_group_writes_history_and_messages_in_action_order(
@@ -301,16 +301,6 @@ def _after_each_read(
     monkeypatch.setattr(statement, method, read_then)
 
 
-def _reasons(factory: sessionmaker[Session], rid: int) -> list[tuple[int, str]]:
-    with factory() as s:
-        rows = s.execute(
-            select(HistoryRow.version, HistoryRow.reason)
-            .where(HistoryRow.resident_id == rid)
-            .order_by(HistoryRow.id)
-        )
-        return [(v, r) for v, r in rows]
-
-
 def test_a_change_another_process_made_after_the_group_read_the_record_ahead_is_kept(
     counter: Counter, factory: sessionmaker[Session]
 ) -> None:
@@ -335,7 +325,7 @@ def test_a_change_another_process_made_after_the_group_read_the_record_ahead_is_
     finally:
         desk.stop()
     assert moved_b.name.family == "佐藤" and moved_b.address.banchi == "12番"  # type: ignore[attr-defined]
-    assert _reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
+    assert history_reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
 
 
 @pytest.mark.parametrize("engine", ["postgres"], indirect=True)
@@ -357,7 +347,7 @@ def test_an_action_another_process_raced_runs_again_and_both_changes_stand(
         desk.stop()
     assert view.name.given == "乙一" and view.address.banchi == "12番"  # type: ignore[attr-defined]
     assert view.version == b.version + 2  # type: ignore[attr-defined]
-    assert _reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
+    assert history_reasons(factory, b.id) == [(1, "move_in"), (2, "name_change"), (3, "relocation")]
     assert desk.conflicts == 1
 
 
@@ -380,8 +370,8 @@ def test_an_action_raced_on_every_run_fails_with_a_conflict_and_writes_nothing(
     assert raised.value.to_dict()["field"] == "住民票" and raised.value.kind == "conflict"
     assert getattr(raised.value.__cause__, "sqlstate", None) == "23505"  # the history row's clash
     assert desk.conflicts == CONFLICT_RETRIES
-    runs = CONFLICT_RETRIES + 1
-    assert _reasons(factory, b.id) == [(1, "move_in"), *((v, "name_change") for v in range(2, runs + 2))]
+    renames = [(v, "name_change") for v in range(2, CONFLICT_RETRIES + 3)]  # one before each run
+    assert history_reasons(factory, b.id) == [(1, "move_in"), *renames]
     with factory() as s:
         assert s.get_one(ResidentRow, b.id).banchi != "12番"
 

@@ -19,10 +19,10 @@ from jlis.registry import PersonName, Placement, ResidentView, Sex
 from jlis.registry.desk import counter_group_commit
 from jlis.registry.service import ACCESS_LOG, NewPerson
 from jlis.registry.store import HouseholdIds
-from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
+from jlis.registry.tables import HouseholdRow, RegisterVersionRow, ResidentRow
 
 from ..conftest import sqlite_engine
-from .conftest import Counter
+from .conftest import Counter, history_reasons
 
 
 @pytest.fixture
@@ -45,16 +45,6 @@ def _relocate(counter: Counter, who: ResidentView, town: int, banchi: str) -> Ca
     return lambda s: counter.service_on(s).record_relocation(
         who.id, Placement(counter.town(index=town), banchi), moved_on=today
     )[0]
-
-
-def _history(factory: sessionmaker[Session], rid: int) -> list[tuple[int, str]]:
-    with factory() as s:
-        rows = s.execute(
-            select(HistoryRow.version, HistoryRow.reason)
-            .where(HistoryRow.resident_id == rid)
-            .order_by(HistoryRow.id)
-        )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
 def test_a_planned_group_writes_what_a_serial_run_would(
@@ -102,7 +92,7 @@ def test_a_planned_group_writes_what_a_serial_run_would(
         assert ACCESS_LOG.verify(s).ok
         assert s.get(RegisterVersionRow, counter.lg_code) is not None
     for p in people:
-        assert _history(factory, p.id)[-1][0] == p.version + 1
+        assert history_reasons(factory, p.id)[-1][0] == p.version + 1
 
 
 def test_an_action_that_reads_what_an_earlier_one_of_its_group_changed_runs_after_the_plan(
@@ -116,7 +106,7 @@ def test_an_action_that_reads_what_an_earlier_one_of_its_group_changed_runs_afte
     assert (desk.planned_actions, desk.given_up) == (1, 1)
     assert (first.version, second.version) == (who.version + 1, who.version + 2)
     assert second.previous_address == first.address.text
-    assert [r for _, r in _history(factory, who.id)] == ["move_in", "relocation", "relocation"]
+    assert [r for _, r in history_reasons(factory, who.id)] == ["move_in", "relocation", "relocation"]
 
 
 def test_a_member_of_a_household_an_earlier_action_changed_is_read_after_the_plan(
@@ -213,7 +203,7 @@ def test_a_refused_action_of_a_planned_group_fails_alone_leaving_nothing(
         # The refused caller's read was written once, by its ordinary run (which got as far as
         # the refusal and was rolled back): nothing of the given-up plan part.
         assert len(ACCESS_LOG.entries(s)) == entries
-    assert [r for _, r in _history(factory, a.id)] == ["move_in"]
+    assert [r for _, r in history_reasons(factory, a.id)] == ["move_in"]
 
 
 def test_households_founded_in_a_plan_take_reserved_ids_that_ordinary_inserts_never_reuse(
