@@ -204,6 +204,21 @@ def test_a_head_moving_out_names_the_new_head_whose_record_records_the_change(co
     assert latest.reason is ChangeReason.HEAD_CHANGE and latest.summary == "山田一郎の転出により世帯主"
     # 続柄 is no 本人確認情報: nothing about the new head goes to the network.
     assert child.resident_code not in sent and head.resident_code in sent
+    # A new head is named only by a head who leaves others behind, and only among them.
+    alone = counter.move_in(given="三郎")
+    member = counter.move_in(given="四郎", household_id=child.household_id, relationship="子")
+    for mover, named, rule in (
+        (alone, child.id, "must be a remaining member"),  # nobody stays behind
+        (member, now_head.id, "only a 世帯主"),  # not the head
+    ):
+        with pytest.raises(InvalidInput, match=f"新世帯主: {rule}"), counter.service() as svc:
+            svc.record_move_out(
+                mover.id,
+                planned_date=counter.clock.today(),
+                destination="横浜市鶴見区",
+                destination_lg_code=YOKOHAMA_TSURUMI,
+                new_head_id=named,
+            )
 
 
 def test_special_move_out_sends_the_certificate_over_the_network(counter: Counter) -> None:

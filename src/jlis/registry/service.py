@@ -908,6 +908,8 @@ class RegistryService:
         them) becomes the head from ``since``, or the household has none until a 世帯主変更届."""
         hh = self._household(row.household_id)
         if hh.head_resident_id != row.id:
+            if new_head_id is not None:
+                raise InvalidInput("新世帯主", "only a 世帯主 who leaves the household names a new one")
             return
         others = [
             rid
@@ -916,6 +918,8 @@ class RegistryService:
             )
         ]
         if not others:
+            if new_head_id is not None:
+                raise InvalidInput("新世帯主", "must be a remaining member of the household")
             return
         if new_head_id is None:
             hh.head_resident_id = None
