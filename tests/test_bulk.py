@@ -119,6 +119,28 @@ def test_a_transaction_runs_its_statements_on_one_bound_and_one_cursor(
         s.rollback()
 
 
+def test_a_savepoint_rolled_back_takes_back_what_prepared_statements_wrote_in_it(
+    factory: sessionmaker[Session],
+) -> None:
+    """SQLAlchemy emits a savepoint's SAVEPOINT only when the session next uses its connection,
+    and prepared statements do not go through the session: Bound.current takes the savepoint's
+    Bound through it. Writes deferred inside the savepoint (PostgreSQL) go with it too."""
+    at = dt.datetime(2026, 11, 26, 9, 30, tzinfo=JST)
+    with factory() as s, s.begin():
+        INSERT_MANY.run(s, row(0, at))
+        outer = Bound.current(s)
+        with pytest.raises(ValueError), s.begin_nested():
+            INSERT_MANY.run(s, row(1, at))
+            FAILED.defer(s, {"k": "k1"})
+            raise ValueError("undo the savepoint")
+        assert Bound.current(s) is not outer  # the savepoint's is gone: the transaction's again
+        with s.begin_nested():
+            INSERT_MANY.run(s, row(2, at))
+        assert BY_KEY.rows(s, {"k": "k1"}) == [("m-0", at, 0), ("m-2", at, 0)]
+    with factory() as s:
+        assert BY_KEY.rows(s, {"k": "k1"}) == [("m-0", at, 0), ("m-2", at, 0)]
+
+
 def test_updated_times_read_back_as_the_same_instant(factory: sessionmaker[Session]) -> None:
     """bulk_update_values writes times as SQLAlchemy would: on PostgreSQL through the JSON document
     (jlis.jsontext), with microseconds and the offset, whatever the value's own time zone."""

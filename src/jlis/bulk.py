@@ -379,13 +379,17 @@ class Bound:
     @classmethod
     def current(cls, session: Session) -> Bound:
         """The Bound of ``session``'s transaction (beginning one if needed): made once per
-        transaction. A session holds one connection for the whole of a transaction."""
-        transaction = session.get_transaction()
+        transaction, and once per savepoint (``begin_nested``). A session holds one connection
+        for the whole of a transaction; a savepoint's Bound is taken through the session, which
+        emits its SAVEPOINT: SQLAlchemy emits it only when the session next uses its connection,
+        and a prepared statement does not go through the session, so without it a rollback of
+        the savepoint would keep what they wrote."""
+        transaction = session.get_nested_transaction() or session.get_transaction()
         held: tuple[Any, Bound] | None = session.info.get(_BOUND_KEY)
         if held is not None and transaction is not None and held[0] is transaction:
             return held[1]
         bound = cls(session)
-        session.info[_BOUND_KEY] = (session.get_transaction(), bound)
+        session.info[_BOUND_KEY] = (session.get_nested_transaction() or session.get_transaction(), bound)
         return bound
 
     @classmethod
