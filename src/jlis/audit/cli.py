@@ -16,8 +16,6 @@ app = typer.Typer(help="Append-only, hash-chained audit logs.", no_args_is_help=
 ChainOpt = Annotated[str | None, typer.Option("--chain", help="One chain (default: every chain).")]
 
 
-
-
 def _chains(session: Session, chain: str | None) -> list[str]:
     if chain is None:
         return list_chains(session)

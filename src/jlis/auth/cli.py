@@ -14,9 +14,6 @@ from jlis.cli.options import DatabaseOpt, database_session
 app = typer.Typer(help="Staff, operator and agency accounts.", no_args_is_help=True)
 
 
-
-
-
 def _password(given: str | None) -> str:
     if given is not None:
         return given

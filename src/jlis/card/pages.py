@@ -102,9 +102,7 @@ def _render(
         ctx.update(loader(CardService(s, card_deps(request), principal)))
     ctx["title"] = title
     shown = {k: v for k, v in (values or {}).items() if k not in SECRET_FIELDS}
-    return render(
-        request, template, ctx, values=shown, error=error
-    )
+    return render(request, template, ctx, values=shown, error=error)
 
 
 def _submit(

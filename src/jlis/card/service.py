@@ -87,6 +87,7 @@ def tool_principal(username: str, display_name: str, lg_code: str | None = None)
     kind = PrincipalKind.MUNICIPAL_STAFF if lg_code else PrincipalKind.JLIS_OPERATOR
     return Principal(id=0, username=username, kind=kind, display_name=display_name, lg_code=lg_code)
 
+
 RegisterFactory = Callable[[Session, str, str], RegistryService]
 
 

@@ -165,9 +165,7 @@ def card_error(body: CardErrorIn, request: Request, kiosk_id: str = Depends(kios
 
 
 @router.get("/menu", summary="交付できる証明書・手数料")
-def menu(
-    request: Request, session: CenterSession = Depends(kiosk_session)
-) -> dict[str, Any]:
+def menu(request: Request, session: CenterSession = Depends(kiosk_session)) -> dict[str, Any]:
     m = center_of(request.app).menu(session)
     return {
         "lg_code": m.lg_code,
@@ -284,9 +282,7 @@ def issue(
 
 
 @router.delete("/sessions/current", status_code=204, summary="カードの取り外し (操作の終了)")
-def close_session(
-    request: Request, session: CenterSession = Depends(kiosk_session)
-) -> None:
+def close_session(request: Request, session: CenterSession = Depends(kiosk_session)) -> None:
     center = center_of(request.app)
     center.close(session)
 
