@@ -927,7 +927,6 @@ class RegistryService:
         if new_head_id not in others:
             raise InvalidInput("新世帯主", "must be a remaining member of the household")
         assert since is not None and notified_on is not None  # a new head is named with a date
-        hh.head_resident_id = new_head_id
         head = self._residents.rows.get(new_head_id)
         if head is None:
             found = store.LOAD_RESIDENT.first(self._db, {"rid": new_head_id})
@@ -935,6 +934,7 @@ class RegistryService:
             head = self._residents.adopt(found)
         if head.household_id != hh.id or head.status != Status.ACTIVE:  # left since ``others`` was read
             raise InvalidInput("新世帯主", "must be a remaining member of the household")
+        hh.head_resident_id = new_head_id
         head.relationship = "世帯主"
         # A change of the new head's 住民票 (its 続柄), with its own version and history row: a
         # concurrent change of that person in another process then clashes with this one
