@@ -389,7 +389,7 @@ class Bound:
         if held is not None and transaction is not None and held[0] is transaction:
             return held[1]
         bound = cls(session)
-        session.info[_BOUND_KEY] = (session.get_nested_transaction() or session.get_transaction(), bound)
+        session.info[_BOUND_KEY] = (transaction or session.get_transaction(), bound)  # begun by now
         return bound
 
     @classmethod

@@ -110,3 +110,14 @@ def history_reasons(factory: sessionmaker[Session], resident_id: int) -> list[tu
             .order_by(HistoryRow.id)
         )
         return [(version, reason) for version, reason in rows]
+
+
+def move_out_to_tsurumi(svc: RegistryService, resident_id: int, **options: object) -> object:
+    """A 転出 to 横浜市鶴見区 planned for today (``options``: record_move_out's others)."""
+    return svc.record_move_out(
+        resident_id,
+        planned_date=svc.clock.today(),
+        destination="横浜市鶴見区",
+        destination_lg_code=YOKOHAMA_TSURUMI,
+        **options,  # type: ignore[arg-type]
+    )

@@ -23,7 +23,7 @@ from jlis.registry.events import TOPIC_IDENTITY
 from jlis.registry.service import ACCESS_LOG
 from jlis.registry.tables import HistoryRow, HouseholdRow, RegisterVersionRow, ResidentRow
 
-from .conftest import YOKOHAMA_TSURUMI, Counter, history_reasons
+from .conftest import Counter, history_reasons, move_out_to_tsurumi
 
 
 def test_a_group_writes_history_and_messages_in_action_order(
@@ -407,13 +407,7 @@ def test_a_head_named_while_another_process_moves_that_person_away_is_refused(
     desk = counter_group_commit(factory)
     with pytest.raises(InvalidInput, match="新世帯主"):
         desk.run(
-            lambda s: counter.service_on(s).record_move_out(
-                head.id,
-                planned_date=today,
-                destination="横浜市鶴見区",
-                destination_lg_code=YOKOHAMA_TSURUMI,
-                new_head_id=b.id,
-            ),
+            lambda s: move_out_to_tsurumi(counter.service_on(s), head.id, new_head_id=b.id),
             hint=head.id,
         )
     assert desk.conflicts == reruns and moved[0].household_id != head.household_id and moved[0].is_head

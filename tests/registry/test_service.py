@@ -15,7 +15,7 @@ from jlis.registry import ChangeReason, NewPerson, PersonName, Placement, Sex, S
 from jlis.registry.events import TOPIC_FUHYO, TOPIC_IDENTITY, TOPIC_MOVE_IN_NOTICE, TOPIC_MOVE_OUT_CERT
 from jlis.registry.tables import HistoryRow, ResidentRow
 
-from .conftest import CHIYODA, SHINJUKU, YOKOHAMA_TSURUMI, Counter
+from .conftest import CHIYODA, SHINJUKU, YOKOHAMA_TSURUMI, Counter, move_out_to_tsurumi
 
 
 def outbox(counter: Counter) -> list[OutboxRow]:
@@ -188,13 +188,7 @@ def test_a_head_moving_out_names_the_new_head_whose_record_records_the_change(co
     child = counter.move_in(given="二郎", household_id=head.household_id, relationship="子")
     with counter.service() as svc:
         before = svc.s.scalar(select(func.count()).select_from(OutboxRow))
-        svc.record_move_out(
-            head.id,
-            planned_date=counter.clock.today(),
-            destination="横浜市鶴見区",
-            destination_lg_code=YOKOHAMA_TSURUMI,
-            new_head_id=child.id,
-        )
+        move_out_to_tsurumi(svc, head.id, new_head_id=child.id)
         sent = svc.s.scalars(select(OutboxRow.key).order_by(OutboxRow.seq).offset(before)).all()
         now_head = svc.get(child.id)
         history = svc.history(child.id)
@@ -212,13 +206,7 @@ def test_a_head_moving_out_names_the_new_head_whose_record_records_the_change(co
         (member, now_head.id, "only a 世帯主"),  # not the head
     ):
         with pytest.raises(InvalidInput, match=f"新世帯主: {rule}"), counter.service() as svc:
-            svc.record_move_out(
-                mover.id,
-                planned_date=counter.clock.today(),
-                destination="横浜市鶴見区",
-                destination_lg_code=YOKOHAMA_TSURUMI,
-                new_head_id=named,
-            )
+            move_out_to_tsurumi(svc, mover.id, new_head_id=named)
 
 
 def test_special_move_out_sends_the_certificate_over_the_network(counter: Counter) -> None:
